@@ -1,0 +1,584 @@
+//! The storage conformance suite: one set of tests every backend must pass, written
+//! once here and expanded per backend with [`conformance_tests!`](crate::conformance_tests).
+//!
+//! ```ignore
+//! // in a store crate's tests/conformance.rs
+//! async fn sqlite_store() -> Option<Box<dyn echostats_core::store::Store>> { ... }
+//! mod sqlite { echostats_core::conformance_tests!(super::sqlite_store); }
+//! ```
+//! Each factory call must return a store in a fresh namespace (its own file, schema or
+//! database), so tests run in parallel. A factory returns `None` to skip (service not
+//! configured); use [`service_url`] so that CI, which sets `ECHOSTATS_REQUIRE_SERVICES=1`,
+//! fails instead of skipping. Figures are checked against values computed here from the
+//! raw records, not against another store.
+
+use crate::analytics::{self, Period, OverviewRequest, WEEKDAYS};
+use crate::ingest::{self, FileStatus, ImportOptions};
+use crate::model::*;
+use crate::rules::{normalize_name, PlayRules};
+use crate::store::*;
+use crate::Error;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Expands the suite into `#[tokio::test]`s calling `$factory().await` for a store.
+/// Put it in a `mod` named after the backend so `cargo test sqlite::` filters by store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path) => {
+        $crate::conformance_tests!(@each $factory;
+            insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
+            failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
+            trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
+            user_isolation, error_kinds, catalog_roundtrip);
+    };
+    (@each $factory:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                match $factory().await {
+                    Some(store) => $crate::conformance::$name(&*store).await,
+                    None => eprintln!("skipped {}: store not configured", stringify!($name)),
+                }
+            }
+        )*
+    };
+}
+
+/// Reads a service URL from `var` at run time. Unset: prints that the suite is skipped
+/// and returns `None`, unless `ECHOSTATS_REQUIRE_SERVICES` is set (CI), where it panics.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("ECHOSTATS_REQUIRE_SERVICES").is_some() => {
+            panic!("{var} is not set but ECHOSTATS_REQUIRE_SERVICES is: this backend's conformance suite must run")
+        }
+        _ => {
+            eprintln!("{var} is not set: skipping this backend's conformance tests");
+            None
+        }
+    }
+}
+
+/// The fixed "now" of the suite.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 7, 30).unwrap()
+}
+
+const ARTISTS: [&str; 8] = ["Radiohead", "Björk", "Massive Attack", "Portishead", "Aphex Twin", "Boards of Canada", "Sigur Rós", "Can"];
+
+/// A deterministic listening history ending before [`now`]: tracks of 8 artists over
+/// ~14 months (gaps of days included), short skips, podcast episodes, null rows, with
+/// consecutive entries at least 3 minutes apart so none are duplicates of each other.
+pub fn generated_plays(seed: u64, n: usize) -> Vec<PlayRecord> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut t = now() - Duration::days(420);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        t += Duration::seconds(rng.gen_range(180..7_200));
+        if rng.gen_bool(0.01) {
+            t += Duration::days(rng.gen_range(1..4));
+        }
+        if t >= now() {
+            break;
+        }
+        let roll: f64 = rng.gen();
+        let mut r;
+        if roll < 0.08 {
+            r = PlayRecord::new(t, rng.gen_range(10_000..3_000_000), PlayKind::Episode, PlayOrigin::ExtendedHistory);
+            let show = rng.gen_range(0..3);
+            r.show_name = Some(["The Daily", "Song Exploder", "Radiolab"][show].into());
+            r.episode_name = Some(format!("Episode {}", rng.gen_range(0..40)));
+            r.uri = Some(format!("spotify:episode:e{show}{}", r.episode_name.as_ref().unwrap().len()));
+        } else if roll < 0.09 {
+            r = PlayRecord::new(t, rng.gen_range(0..100_000), PlayKind::Unknown, PlayOrigin::ExtendedHistory);
+        } else {
+            let artist = (rng.gen_range(0.0f64..1.0).powi(2) * ARTISTS.len() as f64) as usize;
+            let track = rng.gen_range(0..6);
+            let ms = if rng.gen_bool(0.15) { rng.gen_range(500..30_000) } else { rng.gen_range(30_000..420_000) };
+            r = PlayRecord::new(t, ms, PlayKind::Track, PlayOrigin::ExtendedHistory);
+            r.uri = Some(format!("spotify:track:a{artist}t{track}"));
+            r.track_name = Some(format!("Song {track} of {}", ARTISTS[artist]));
+            r.artist_name = Some(ARTISTS[artist].into());
+            r.album_name = Some(format!("Album {}", track % 2));
+            r.platform = Some("linux".into());
+            r.reason_end = Some(if ms < 30_000 { "fwdbtn" } else { "trackdone" }.into());
+            r.shuffle = Some(rng.gen_bool(0.3));
+        }
+        out.push(r);
+    }
+    out
+}
+
+async fn insert_all(store: &dyn Store, user: &str, plays: Vec<PlayRecord>, rules: &PlayRules) -> InsertOutcome {
+    let mut total = InsertOutcome::default();
+    for chunk in plays.chunks(700) {
+        let mut batch = store.begin_batch(user, rules).await.expect("begin batch");
+        total += batch.insert(chunk.to_vec()).await.expect("insert");
+        batch.commit().await.expect("commit");
+    }
+    total
+}
+
+fn track(secs: i64, ms: i64, origin: PlayOrigin, uri: Option<&str>, name: &str, artist: &str) -> PlayRecord {
+    let mut r = PlayRecord::new(now() - Duration::days(3) + Duration::seconds(secs), ms, PlayKind::Track, origin);
+    r.uri = uri.map(String::from);
+    r.track_name = Some(name.into());
+    r.artist_name = Some(artist.into());
+    if origin != PlayOrigin::AccountData {
+        r.album_name = Some("Kid A".into());
+    }
+    r
+}
+
+async fn all_history(store: &dyn Store, user: &str) -> Vec<HistoryEntry> {
+    store.plays_in(user, None).await.expect("plays_in")
+}
+
+/// Insert, exact and near duplicates, distinct items at the same time.
+pub async fn insert_and_dedupe(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let first = vec![
+        track(0, 200_000, PlayOrigin::ExtendedHistory, Some("spotify:track:1"), "Idioteque", "Radiohead"),
+        track(600, 200_000, PlayOrigin::ExtendedHistory, Some("spotify:track:2"), "Airbag", "Radiohead"),
+        track(1200, 10_000, PlayOrigin::ExtendedHistory, Some("spotify:track:3"), "Lucky", "Radiohead"),
+    ];
+    assert_eq!(insert_all(store, "u", first.clone(), &rules).await, InsertOutcome { added: 3, replaced: 0, duplicates: 0 });
+    assert_eq!(insert_all(store, "u", first.clone(), &rules).await, InsertOutcome { added: 0, replaced: 0, duplicates: 3 });
+    let mut near = first[0].clone();
+    near.played_at += Duration::seconds(45);
+    let mut other = first[0].clone();
+    other.uri = Some("spotify:track:9".into());
+    other.track_name = Some("Other".into());
+    let mut later = first[0].clone();
+    later.played_at += Duration::seconds(61);
+    let out = insert_all(store, "u", vec![near, other, later], &rules).await;
+    assert_eq!(out, InsertOutcome { added: 2, replaced: 0, duplicates: 1 });
+    assert_eq!(all_history(store, "u").await.len(), 5);
+}
+
+/// Account data first, extended history later: the extended record replaces it in place.
+pub async fn richer_record_wins(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let acc = track(0, 180_000, PlayOrigin::AccountData, None, "Idioteque", "Radiohead");
+    insert_all(store, "u", vec![acc], &rules).await;
+    let before = all_history(store, "u").await;
+    let ext = track(40, 181_000, PlayOrigin::ExtendedHistory, Some("spotify:track:1"), "idioteque ", "RADIOHEAD");
+    let out = insert_all(store, "u", vec![ext.clone()], &rules).await;
+    assert_eq!(out, InsertOutcome { added: 0, replaced: 1, duplicates: 0 });
+    let after = all_history(store, "u").await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id, "replaced in place");
+    assert_eq!(after[0].record, ext);
+    // And the poorer record arriving again changes nothing.
+    let out = insert_all(store, "u", vec![before[0].record.clone()], &rules).await;
+    assert_eq!(out.duplicates, 1);
+    let status = store.rollup_status("u").await.unwrap();
+    assert!(status.complete);
+    let o = analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) }).await.unwrap();
+    assert_eq!((o.total_tracks_played, o.total_ms_played), (1, 181_000));
+}
+
+fn sample_export(entries: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = crate::sample::SampleOptions { extended_entries: entries, years: 2, ..crate::sample::SampleOptions::small() };
+    crate::sample::generate_export(dir.path(), &opts).expect("generate sample export");
+    let root = dir.path().to_path_buf();
+    (dir, root)
+}
+
+fn find_dir(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let p = root.join(name);
+    assert!(p.is_dir(), "sample export has no {name}/");
+    p
+}
+
+/// Importing the same export twice adds nothing the second time.
+pub async fn reimport_is_idempotent(store: &dyn Store) {
+    let (_tmp, root) = sample_export(3_000);
+    let opts = ImportOptions { chunk_size: 700, ..ImportOptions::default() };
+    let first = ingest::import_paths(store, "u", &[root.clone()], &opts, None).await.expect("import");
+    assert!(first.outcome.added > 2_000, "{first:?}");
+    assert_eq!(first.failed().count(), 0, "{:?}", first.files);
+    let count = all_history(store, "u").await.len() as u64;
+    let second = ingest::import_paths(store, "u", &[root], &opts, None).await.expect("import");
+    assert_eq!(second.outcome.added, 0);
+    assert_eq!(second.outcome.replaced, 0);
+    assert_eq!(all_history(store, "u").await.len() as u64, count);
+}
+
+/// The one-year account data describes plays already in the extended history: in
+/// either order, the store ends with the extended records only.
+pub async fn account_data_after_extended_adds_nothing(store: &dyn Store) {
+    let (_tmp, root) = sample_export(3_000);
+    let ext = find_dir(&root, "Spotify Extended Streaming History");
+    let acc = find_dir(&root, "Spotify Account Data");
+    let opts = ImportOptions::default();
+    ingest::import_paths(store, "ext", &[ext.clone()], &opts, None).await.unwrap();
+    ingest::import_paths(store, "ext_then_acc", &[ext.clone()], &opts, None).await.unwrap();
+    let s = ingest::import_paths(store, "ext_then_acc", &[acc.clone()], &opts, None).await.unwrap();
+    assert_eq!(s.outcome.added, 0, "account data after extended added plays: {s:?}");
+    assert!(s.entries() > 0);
+    ingest::import_paths(store, "acc_then_ext", &[acc], &opts, None).await.unwrap();
+    ingest::import_paths(store, "acc_then_ext", &[ext], &opts, None).await.unwrap();
+    let base = all_history(store, "ext").await;
+    for user in ["ext_then_acc", "acc_then_ext"] {
+        let got = all_history(store, user).await;
+        assert_eq!(got.len(), base.len(), "{user}");
+        assert!(got.iter().all(|e| e.record.origin == PlayOrigin::ExtendedHistory), "{user}: a poorer record survived");
+    }
+}
+
+/// A file that fails half-way is rolled back; the other files land; the summary says which.
+pub async fn failed_file_leaves_nothing(store: &dyn Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |i: usize| {
+        format!(
+            r#"{{"ts":"2026-01-01T{:02}:{:02}:00Z","ms_played":200000,"master_metadata_track_name":"T{i}","master_metadata_album_artist_name":"A","master_metadata_album_album_name":"B","spotify_track_uri":"spotify:track:{i}"}}"#,
+            (i / 60) % 24,
+            i % 60
+        )
+    };
+    let good: Vec<String> = (0..50).map(row).collect();
+    std::fs::write(dir.path().join("a_good.json"), format!("[{}]", good.join(","))).unwrap();
+    let mut bad: Vec<String> = (100..130).map(row).collect();
+    bad.push(r#"{"ts":"2026-01-02T00:00:00Z","ms_played":"lots"}"#.into());
+    std::fs::write(dir.path().join("b_bad.json"), format!("[{}]", bad.join(","))).unwrap();
+    let opts = ImportOptions { chunk_size: 10, ..ImportOptions::default() };
+    let s = ingest::import_paths(store, "u", &[dir.path().to_path_buf()], &opts, None).await.unwrap();
+    let failed: Vec<_> = s.failed().collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].file.ends_with("b_bad.json"));
+    let FileStatus::Failed { error } = &failed[0].status else { unreachable!() };
+    assert!(error.contains("entry 30"), "error should name the entry: {error}");
+    assert_eq!(s.outcome.added, 50);
+    assert_eq!(all_history(store, "u").await.len(), 50);
+    assert_eq!(store.rollup_status("u").await.unwrap().total_days, 1);
+}
+
+/// Rolled back and dropped batches leave no plays and no rollups.
+pub async fn rollback_leaves_nothing(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let plays = generated_plays(7, 300);
+    let mut batch = store.begin_batch("u", &rules).await.unwrap();
+    batch.insert(plays.clone()).await.unwrap();
+    batch.rollback().await.unwrap();
+    {
+        let mut batch = store.begin_batch("u", &rules).await.unwrap();
+        batch.insert(plays).await.unwrap();
+        drop(batch);
+    }
+    assert!(all_history(store, "u").await.is_empty());
+    assert_eq!(store.rollup_status("u").await.unwrap().total_days, 0);
+    assert_eq!(store.item_ranking("u", ItemKind::Artist, None, None).await.unwrap().distinct, 0);
+}
+
+struct Expected {
+    plays: i64,
+    ms: i64,
+    tracks: BTreeMap<String, (i64, i64, String)>,
+    artists: BTreeMap<String, (i64, i64, String)>,
+    albums: BTreeMap<String, (i64, i64, String)>,
+    hours: [i64; 24],
+    weekdays: [i64; 7],
+    days: BTreeMap<NaiveDate, (i64, i64)>,
+}
+
+fn expected(plays: &[PlayRecord], window: Option<TimeWindow>, tz: Tz, min_ms: i64) -> Expected {
+    let mut e = Expected {
+        plays: 0,
+        ms: 0,
+        tracks: BTreeMap::new(),
+        artists: BTreeMap::new(),
+        albums: BTreeMap::new(),
+        hours: [0; 24],
+        weekdays: [0; 7],
+        days: BTreeMap::new(),
+    };
+    for r in plays {
+        if r.kind != PlayKind::Track || r.ms_played < min_ms || window.is_some_and(|w| r.played_at < w.start || r.played_at >= w.end) {
+            continue;
+        }
+        let (track, artist, album) = (r.track_name.clone().unwrap(), r.artist_name.clone().unwrap(), r.album_name.clone().unwrap());
+        e.plays += 1;
+        e.ms += r.ms_played;
+        for (map, key, name) in [
+            (&mut e.tracks, format!("{}|{}", normalize_name(&track), normalize_name(&artist)), track.clone()),
+            (&mut e.artists, normalize_name(&artist), artist.clone()),
+            (&mut e.albums, format!("{}|{}", normalize_name(&album), normalize_name(&artist)), album.clone()),
+        ] {
+            let v = map.entry(key).or_insert((0, 0, name));
+            v.0 += 1;
+            v.1 += r.ms_played;
+        }
+        let local = r.played_at.with_timezone(&tz);
+        e.hours[local.hour() as usize] += 1;
+        e.weekdays[local.weekday().num_days_from_monday() as usize] += 1;
+        let d = e.days.entry(local.date_naive()).or_default();
+        d.0 += 1;
+        d.1 += r.ms_played;
+    }
+    e
+}
+
+fn top(map: &BTreeMap<String, (i64, i64, String)>, n: usize) -> Vec<(String, i64, i64)> {
+    let mut v: Vec<(String, i64, i64)> = map.values().map(|(p, ms, name)| (name.clone(), *p, *ms)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+fn longest_run(days: &BTreeSet<NaiveDate>) -> u32 {
+    let (mut best, mut run, mut prev) = (0, 0, None::<NaiveDate>);
+    for &d in days {
+        run = if prev == Some(d - Duration::days(1)) { run + 1 } else { 1 };
+        best = best.max(run);
+        prev = Some(d);
+    }
+    best
+}
+
+/// Every overview figure, for every period, in UTC and in a +05:45 zone, against values
+/// computed here from the raw records.
+pub async fn overview_matches_raw_for_every_period(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let plays = generated_plays(42, 2_500);
+    insert_all(store, "u", plays.clone(), &rules).await;
+    store
+        .upsert_artists(&[
+            Artist { spotify_id: Some("rh".into()), name: "Radiohead".into(), genres: vec!["art rock".into(), "alternative rock".into()], image_url: None },
+            Artist { spotify_id: Some("bj".into()), name: "Björk".into(), genres: vec!["art pop".into(), "art rock".into()], image_url: None },
+        ])
+        .await
+        .unwrap();
+    for tz in [Tz::UTC, Tz::Asia__Kathmandu, Tz::America__Los_Angeles] {
+        for period in Period::ALL {
+            let req = OverviewRequest { period, tz, now: Some(now()), top_limit: 5 };
+            let o = analytics::overview(store, "u", &req).await.unwrap();
+            let e = expected(&plays, period.window(now()), tz, rules.min_play_ms);
+            let ctx = format!("{period} in {tz}");
+            assert_eq!(o.total_tracks_played, e.plays, "{ctx}");
+            assert_eq!(o.total_ms_played, e.ms, "{ctx}");
+            assert_eq!(o.total_hours, (e.ms as f64 / 360_000.0).round() / 10.0, "{ctx}");
+            assert_eq!(o.unique_tracks, e.tracks.len() as u64, "{ctx}");
+            assert_eq!(o.unique_artists, e.artists.len() as u64, "{ctx}");
+            assert_eq!(o.unique_albums, e.albums.len() as u64, "{ctx}");
+            for (got, want) in [(&o.top_tracks, top(&e.tracks, 5)), (&o.top_artists, top(&e.artists, 5)), (&o.top_albums, top(&e.albums, 5))] {
+                let got: Vec<(String, i64, i64)> = got.iter().map(|t| (t.name.clone(), t.play_count, t.total_ms)).collect();
+                assert_eq!(got, want, "{ctx}");
+            }
+            assert!(o.top_artists.iter().enumerate().all(|(i, t)| t.rank == i as u32 + 1));
+            let hours: Vec<i64> = o.hourly_distribution.iter().map(|h| h.plays).collect();
+            assert_eq!(hours, e.hours.to_vec(), "{ctx}");
+            assert_eq!(o.daily_distribution.iter().map(|d| d.day.as_str()).collect::<Vec<_>>(), WEEKDAYS.to_vec());
+            assert_eq!(o.daily_distribution.iter().map(|d| d.plays).collect::<Vec<_>>(), e.weekdays.to_vec(), "{ctx}");
+            let active: BTreeSet<NaiveDate> = e.days.keys().copied().collect();
+            assert_eq!(o.listening_streak_days, longest_run(&active), "{ctx}");
+            let today = now().with_timezone(&tz).date_naive();
+            let mut cur = 0;
+            let mut d = if active.contains(&today) { today } else { today - Duration::days(1) };
+            while active.contains(&d) {
+                cur += 1;
+                d -= Duration::days(1);
+            }
+            assert_eq!(o.current_streak_days, cur, "{ctx}");
+            // Genres: Radiohead's plays count for art rock and alternative rock, Björk's for art pop and art rock.
+            let a = |name: &str| e.artists.get(&normalize_name(name)).map(|v| v.0).unwrap_or(0);
+            let mut genres: Vec<(String, i64)> = vec![
+                ("art rock".into(), a("Radiohead") + a("Björk")),
+                ("alternative rock".into(), a("Radiohead")),
+                ("art pop".into(), a("Björk")),
+            ];
+            genres.retain(|g| g.1 > 0);
+            genres.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+            let got: Vec<(String, i64)> = o.top_genres.iter().map(|g| (g.name.clone(), g.play_count)).collect();
+            // Genres tied on plays are ordered by ms, which differs; compare as sets plus the count.
+            assert_eq!(o.unique_genres as usize, genres.len(), "{ctx}");
+            let mut got_sorted = got.clone();
+            got_sorted.sort();
+            genres.sort();
+            assert_eq!(got_sorted, genres, "{ctx}");
+            assert_eq!(o.avg_audio_features, None);
+        }
+    }
+    let shows = analytics::top_shows(store, "u", Period::AllTime, now(), 10).await.unwrap();
+    let mut want: HashMap<String, i64> = HashMap::new();
+    for r in plays.iter().filter(|r| r.kind == PlayKind::Episode) {
+        *want.entry(r.show_name.clone().unwrap()).or_default() += r.ms_played;
+    }
+    assert_eq!(shows.len(), want.len());
+    assert!(shows.windows(2).all(|w| w[0].total_ms >= w[1].total_ms));
+    assert!(shows.iter().all(|s| want[&s.name] == s.total_ms));
+}
+
+/// Trend buckets, labels and zero-filling against raw values.
+pub async fn trend_matches_raw(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let plays = generated_plays(3, 2_000);
+    insert_all(store, "u", plays.clone(), &rules).await;
+    let tz = Tz::Europe__Berlin;
+    for period in Period::ALL {
+        let t = analytics::trend(store, "u", period, tz, now()).await.unwrap();
+        let e = expected(&plays, period.window(now()), tz, rules.min_play_ms);
+        let fmt = analytics::granularity(period);
+        let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (d, (p, ms)) in &e.days {
+            let v = want.entry(d.format(fmt).to_string()).or_default();
+            v.0 += p;
+            v.1 += ms;
+        }
+        for p in &t.points {
+            let w = want.get(&p.label).copied().unwrap_or((0, 0));
+            assert_eq!((p.plays, p.ms), w, "{period} {}", p.label);
+        }
+        let labels: BTreeSet<&String> = t.points.iter().map(|p| &p.label).collect();
+        assert_eq!(labels.len(), t.points.len(), "{period}: labels unique");
+        assert!(want.keys().all(|k| labels.contains(k)), "{period}: every active bucket present");
+        match period {
+            Period::Week => assert!(t.points.len() == 7 || t.points.len() == 8, "{}", t.points.len()),
+            Period::Month => assert!((30..=31).contains(&t.points.len())),
+            Period::Quarter => assert!((13..=15).contains(&t.points.len())),
+            Period::Year => assert!((12..=13).contains(&t.points.len())),
+            Period::AllTime => assert_eq!(t.points.first().map(|p| p.label.clone()), want.keys().next().cloned()),
+        }
+    }
+}
+
+/// Rollups account for every counted play after inserts and replacements.
+pub async fn rollups_follow_inserts(store: &dyn Store) {
+    let rules = PlayRules::default();
+    let plays = generated_plays(11, 1_500);
+    insert_all(store, "u", plays.clone(), &rules).await;
+    let status = store.rollup_status("u").await.unwrap();
+    let counted: Vec<&PlayRecord> = plays.iter().filter(|r| r.keys(&rules).counted).collect();
+    let days: BTreeSet<NaiveDate> = counted.iter().map(|r| r.played_at.date_naive()).collect();
+    assert!(status.complete);
+    assert_eq!(status.coverage, 100.0);
+    assert_eq!(status.total_days, days.len() as u64);
+    assert_eq!(status.last_date, days.last().copied());
+    let rollups = store.rollup_days("u", NaiveDate::MIN, NaiveDate::MAX).await.unwrap();
+    assert_eq!(rollups.iter().map(|d| d.total_plays()).sum::<i64>(), counted.len() as i64);
+    assert_eq!(rollups.iter().map(|d| d.total_ms()).sum::<i64>(), counted.iter().map(|r| r.ms_played).sum::<i64>());
+    let all = store.item_ranking("u", ItemKind::Artist, None, None).await.unwrap();
+    assert_eq!(all.items.iter().map(|i| i.play_count).sum::<i64>(), counted.len() as i64);
+}
+
+/// Rebuilding under a higher threshold recounts everything.
+pub async fn rebuild_applies_new_rules(store: &dyn Store) {
+    let plays = generated_plays(5, 1_000);
+    insert_all(store, "u", plays.clone(), &PlayRules::default()).await;
+    let strict = PlayRules { min_play_ms: 120_000, ..PlayRules::default() };
+    store.rebuild_rollups("u", &strict).await.unwrap();
+    let o = analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) }).await.unwrap();
+    let e = expected(&plays, None, Tz::UTC, strict.min_play_ms);
+    assert_eq!((o.total_tracks_played, o.total_ms_played, o.unique_tracks), (e.plays, e.ms, e.tracks.len() as u64));
+    assert!(store.rollup_status("u").await.unwrap().complete);
+}
+
+/// Pages, ordering and every filter of the history listing.
+pub async fn history_pagination_and_filters(store: &dyn Store) {
+    let plays = generated_plays(9, 400);
+    insert_all(store, "u", plays.clone(), &PlayRules::default()).await;
+    let mut newest_first = plays.clone();
+    newest_first.sort_by(|a, b| b.played_at.cmp(&a.played_at));
+    let mut seen = Vec::new();
+    for page in 1..=9 {
+        let p = store.history("u", &HistoryQuery { page, limit: 50, ..HistoryQuery::default() }).await.unwrap();
+        assert_eq!(p.total, plays.len() as u64);
+        seen.extend(p.items.into_iter().map(|e| e.record));
+    }
+    assert_eq!(seen, newest_first);
+    let q = HistoryQuery { artist: Some("  radiohead".into()), limit: 100, ..HistoryQuery::default() };
+    let p = store.history("u", &q).await.unwrap();
+    let want = plays.iter().filter(|r| r.artist_name.as_deref() == Some("Radiohead")).count() as u64;
+    assert_eq!(p.total, want);
+    assert!(want > 0 && p.items.iter().all(|e| e.record.artist_name.as_deref() == Some("Radiohead")));
+    let q = HistoryQuery { track: Some("SONG 2 OF BJÖRK".into()), ..HistoryQuery::default() };
+    let want = plays.iter().filter(|r| r.track_name.as_deref() == Some("Song 2 of Björk")).count() as u64;
+    assert_eq!(store.history("u", &q).await.unwrap().total, want);
+    let (start, end) = (now() - Duration::days(30), now() - Duration::days(10));
+    let q = HistoryQuery { start: Some(start), end: Some(end), kind: Some(PlayKind::Episode), limit: 100, ..HistoryQuery::default() };
+    let p = store.history("u", &q).await.unwrap();
+    let want = plays.iter().filter(|r| r.kind == PlayKind::Episode && r.played_at >= start && r.played_at < end).count() as u64;
+    assert_eq!(p.total, want);
+    let beyond = store.history("u", &HistoryQuery { page: 100, ..HistoryQuery::default() }).await.unwrap();
+    assert!(beyond.items.is_empty());
+    assert_eq!(beyond.total, plays.len() as u64);
+}
+
+/// User A never sees user B's plays, rollups or rankings.
+pub async fn user_isolation(store: &dyn Store) {
+    let rules = PlayRules::default();
+    insert_all(store, "alice", generated_plays(1, 300), &rules).await;
+    let bob_plays = generated_plays(2, 200);
+    insert_all(store, "bob", bob_plays.clone(), &rules).await;
+    let bob = store.history("bob", &HistoryQuery { limit: 100, ..HistoryQuery::default() }).await.unwrap();
+    assert_eq!(bob.total, bob_plays.len() as u64);
+    assert!(bob.items.iter().all(|e| e.user_id == "bob"));
+    let o = analytics::overview(store, "bob", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) }).await.unwrap();
+    assert_eq!(o.total_tracks_played, expected(&bob_plays, None, Tz::UTC, 30_000).plays);
+    assert_eq!(store.history("carol", &HistoryQuery::default()).await.unwrap().total, 0);
+    assert_eq!(store.rollup_status("carol").await.unwrap().total_days, 0);
+    // The same play for two users is two plays.
+    let p = generated_plays(1, 1);
+    assert_eq!(insert_all(store, "bob", p, &rules).await.added, 1);
+}
+
+/// Errors come back as their kinds.
+pub async fn error_kinds(store: &dyn Store) {
+    assert!(matches!(store.user("nobody").await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.track("nothing").await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.artist("nothing").await, Err(Error::NotFound { .. })));
+    for bad in [HistoryQuery { limit: 0, ..HistoryQuery::default() }, HistoryQuery { limit: 101, ..HistoryQuery::default() }, HistoryQuery { page: 0, ..HistoryQuery::default() }] {
+        assert!(matches!(store.history("u", &bad).await, Err(Error::InvalidInput { .. })));
+    }
+    store.ping().await.unwrap();
+}
+
+/// Users, tracks and artists round-trip.
+pub async fn catalog_roundtrip(store: &dyn Store) {
+    let user = User {
+        id: "u1".into(),
+        spotify_id: Some("atul123".into()),
+        display_name: Some("Atul".into()),
+        image_url: None,
+        product: Some("premium".into()),
+        created_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+    };
+    store.upsert_user(&user).await.unwrap();
+    assert_eq!(store.user("u1").await.unwrap(), user);
+    let renamed = User { display_name: Some("A.".into()), ..user };
+    store.upsert_user(&renamed).await.unwrap();
+    assert_eq!(store.users().await.unwrap(), vec![renamed]);
+    let features = AudioFeatures { danceability: 0.45, energy: 0.63, valence: 0.22, tempo: 156.1, ..AudioFeatures::default() };
+    let t = Track {
+        spotify_id: "2kRFrWaLWifQkBFasAWgMo".into(),
+        name: "Everything In Its Right Place".into(),
+        artists: vec![ArtistRef { spotify_id: Some("4Z8W4fKeB5YxbusRsdQVPb".into()), name: "Radiohead".into() }],
+        album_name: Some("Kid A".into()),
+        album_id: None,
+        album_image_url: None,
+        duration_ms: Some(250_000),
+        explicit: Some(false),
+        audio_features: Some(features.clone()),
+    };
+    store.upsert_tracks(std::slice::from_ref(&t)).await.unwrap();
+    assert_eq!(store.track(&t.spotify_id).await.unwrap(), t);
+    let f = store.audio_features(&["spotify:track:2kRFrWaLWifQkBFasAWgMo".into(), "spotify:track:x".into()]).await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f["spotify:track:2kRFrWaLWifQkBFasAWgMo"], features);
+    let a = Artist { spotify_id: Some("4Z8W4fKeB5YxbusRsdQVPb".into()), name: "Radiohead".into(), genres: vec!["art rock".into()], image_url: None };
+    store.upsert_artists(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(store.artist("4Z8W4fKeB5YxbusRsdQVPb").await.unwrap(), a);
+    let g = store.artist_genres(&["radiohead".into(), "unknown".into()]).await.unwrap();
+    assert_eq!(g.len(), 1);
+    // A play of a track with features gives the overview an average.
+    let mut r = track(0, 200_000, PlayOrigin::ExtendedHistory, Some("spotify:track:2kRFrWaLWifQkBFasAWgMo"), "Everything In Its Right Place", "Radiohead");
+    r.played_at = now() - Duration::hours(1);
+    insert_all(store, "u1", vec![r], &PlayRules::default()).await;
+    let o = analytics::overview(store, "u1", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) }).await.unwrap();
+    assert_eq!(o.avg_audio_features.map(|f| f.tempo), Some(156.1));
+}

@@ -1,0 +1,1 @@
+//! Import parser (being written).

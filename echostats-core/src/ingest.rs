@@ -1,0 +1,471 @@
+//! Getting plays into a store: the duplicate plan every backend applies, the rollup
+//! deltas that keep pre-aggregates current, and the import driver that streams an
+//! export file by file into atomic batches.
+
+use crate::import::{self, ExportFormat, ImportLimits, ParseEvent, Rejected};
+use crate::model::{HistoryEntry, PlayKind, PlayRecord, RollupDay};
+use crate::rules::PlayRules;
+use crate::store::{InsertOutcome, ItemKind, PlayBatch, Store};
+use crate::{Error, Result};
+use chrono::{NaiveDate, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What a batch must write for one chunk of incoming records.
+#[derive(Debug, Default)]
+pub struct InsertPlan {
+    /// New records to store.
+    pub inserts: Vec<PlayRecord>,
+    /// Stored records to overwrite in place: (id, new record).
+    pub replacements: Vec<(String, PlayRecord)>,
+    /// Counts for the caller.
+    pub outcome: InsertOutcome,
+    /// Changes to rollups and item totals.
+    pub delta: RollupDelta,
+}
+
+struct Slot {
+    id: Option<String>,
+    original: Option<PlayRecord>,
+    record: PlayRecord,
+}
+
+/// Decides, for `incoming` records, which are new, which replace a stored record and
+/// which are duplicates, given the `existing` stored records of the same user whose end
+/// times lie within the duplicate window of the incoming ones. Pure: stores fetch
+/// `existing`, call this, and write the plan in their transaction.
+pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules: &PlayRules) -> InsertPlan {
+    let mut slots: Vec<Slot> = Vec::with_capacity(existing.len() + incoming.len());
+    // Match candidates by URI and by name key; a record is filed under both.
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+    let file = |slots: &Vec<Slot>, by_key: &mut HashMap<String, Vec<usize>>, idx: usize| {
+        for key in match_keys(&slots[idx].record, rules) {
+            by_key.entry(key).or_default().push(idx);
+        }
+    };
+    for e in existing {
+        slots.push(Slot { id: Some(e.id), original: Some(e.record.clone()), record: e.record });
+        file(&slots, &mut by_key, slots.len() - 1);
+    }
+    let mut outcome = InsertOutcome::default();
+    for rec in incoming {
+        let mut best: Option<usize> = None;
+        for key in match_keys(&rec, rules) {
+            for &idx in by_key.get(&key).into_iter().flatten() {
+                if rec.same_play(&slots[idx].record, rules) {
+                    let closer = best.is_none_or(|b| {
+                        (slots[idx].record.played_at - rec.played_at).abs()
+                            < (slots[b].record.played_at - rec.played_at).abs()
+                    });
+                    if closer {
+                        best = Some(idx);
+                    }
+                }
+            }
+        }
+        match best {
+            Some(idx) if rec.richer_than(&slots[idx].record) => {
+                outcome.replaced += 1;
+                slots[idx].record = rec;
+                file(&slots, &mut by_key, idx);
+            }
+            Some(_) => outcome.duplicates += 1,
+            None => {
+                outcome.added += 1;
+                slots.push(Slot { id: None, original: None, record: rec });
+                file(&slots, &mut by_key, slots.len() - 1);
+            }
+        }
+    }
+    let mut plan = InsertPlan { outcome, ..InsertPlan::default() };
+    for slot in slots {
+        match (slot.id, slot.original) {
+            (None, _) => {
+                plan.delta.add(&slot.record, rules, 1);
+                plan.inserts.push(slot.record);
+            }
+            (Some(id), Some(original)) if original != slot.record => {
+                plan.delta.add(&original, rules, -1);
+                plan.delta.add(&slot.record, rules, 1);
+                plan.replacements.push((id, slot.record));
+            }
+            _ => {}
+        }
+    }
+    // In-batch replacements of new records count once, as added.
+    plan.outcome.replaced = plan.replacements.len() as u64;
+    plan
+}
+
+fn match_keys(r: &PlayRecord, rules: &PlayRules) -> Vec<String> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(uri) = &r.uri {
+        keys.push(format!("u{uri}"));
+    }
+    match r.keys(rules).name_key {
+        Some(k) => keys.push(format!("n{}{k}", r.kind.code())),
+        None if r.uri.is_none() => keys.push(format!("x{}", r.kind.code())),
+        None => {}
+    }
+    keys
+}
+
+/// Change of one item's totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemDelta {
+    /// Display name.
+    pub name: String,
+    /// Artist of a track or album.
+    pub artist_name: Option<String>,
+    /// Spotify URI/id when known.
+    pub spotify_id: Option<String>,
+    /// Change in counted plays.
+    pub plays: i64,
+    /// Change in milliseconds.
+    pub ms: i64,
+}
+
+/// Changes to daily rollups and all-time item totals caused by a set of writes.
+#[derive(Debug, Default)]
+pub struct RollupDelta {
+    /// Per UTC day, slot deltas (may be negative).
+    pub days: BTreeMap<NaiveDate, RollupDay>,
+    /// Per (kind, key), totals deltas.
+    pub items: HashMap<(ItemKind, String), ItemDelta>,
+}
+
+impl RollupDelta {
+    /// Accounts for `r` being added (`sign` 1) or removed (`sign` -1). Only counted
+    /// plays contribute.
+    pub fn add(&mut self, r: &PlayRecord, rules: &PlayRules, sign: i64) {
+        let keys = r.keys(rules);
+        if !keys.counted {
+            return;
+        }
+        let (day, slot) = RollupDay::slot_of(r.played_at);
+        let d = self.days.entry(day).or_insert_with(|| RollupDay::empty(day));
+        d.plays[slot] += sign;
+        d.ms[slot] += sign * r.ms_played;
+        let mut item = |kind: ItemKind, key: Option<String>, name: Option<&String>, artist: Option<&String>, id: Option<&String>| {
+            let Some(key) = key else { return };
+            let e = self.items.entry((kind, key)).or_insert_with(|| ItemDelta {
+                name: name.cloned().unwrap_or_default(),
+                artist_name: artist.cloned(),
+                spotify_id: id.cloned(),
+                plays: 0,
+                ms: 0,
+            });
+            e.plays += sign;
+            e.ms += sign * r.ms_played;
+            if e.spotify_id.is_none() {
+                e.spotify_id = id.cloned();
+            }
+        };
+        let track_name = r.track_name.as_ref().or(r.uri.as_ref());
+        item(ItemKind::Track, keys.track_key, track_name, r.artist_name.as_ref(), r.uri.as_ref());
+        item(ItemKind::Artist, keys.artist_key, r.artist_name.as_ref(), None, r.artist_id.as_ref());
+        item(ItemKind::Album, keys.album_key, r.album_name.as_ref(), r.artist_name.as_ref(), None);
+    }
+
+    /// The delta of a whole set of records added: used to rebuild rollups.
+    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a PlayRecord>, rules: &PlayRules) -> Self {
+        let mut d = RollupDelta::default();
+        for r in records {
+            d.add(r, rules, 1);
+        }
+        d
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Play rules (threshold, duplicate window).
+    pub rules: PlayRules,
+    /// Zip bomb limits.
+    pub limits: ImportLimits,
+    /// Records per insert call (bounds memory).
+    pub chunk_size: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { rules: PlayRules::default(), limits: ImportLimits::default(), chunk_size: 5_000 }
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileStatus {
+    /// Stored (in one transaction).
+    Imported,
+    /// Not a streaming history file; nothing read.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Bad input; nothing of this file was stored.
+    Failed {
+        /// The error, naming file and entry.
+        error: String,
+    },
+}
+
+/// Report of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileReport {
+    /// File name (inside a zip: `archive.zip!path`).
+    pub file: String,
+    /// Detected format.
+    pub format: Option<ExportFormat>,
+    /// Outcome.
+    pub status: FileStatus,
+    /// Entries read.
+    pub entries: u64,
+    /// Writes.
+    pub outcome: InsertOutcome,
+    /// Rejected rows (first 20 kept).
+    pub rejected: Vec<Rejected>,
+    /// All rejected rows.
+    pub rejected_count: u64,
+}
+
+/// Summary of an import.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportSummary {
+    /// Per file, in order.
+    pub files: Vec<FileReport>,
+    /// Entries read by kind (of imported files).
+    pub entries_by_kind: BTreeMap<PlayKind, u64>,
+    /// Totals over imported files.
+    pub outcome: InsertOutcome,
+    /// Rejected rows by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ImportSummary {
+    /// Entries read in all imported files.
+    pub fn entries(&self) -> u64 {
+        self.entries_by_kind.values().sum()
+    }
+    /// Files that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &FileReport> {
+        self.files.iter().filter(|f| matches!(f.status, FileStatus::Failed { .. }))
+    }
+}
+
+/// Progress callback: called after each chunk with the running summary and current file.
+pub type ProgressFn<'a> = &'a (dyn Fn(&ImportSummary, &str) + Send + Sync);
+
+struct OpenFile {
+    report: FileReport,
+    batch: Option<Box<dyn PlayBatch>>,
+    kinds: BTreeMap<PlayKind, u64>,
+}
+
+/// Imports export files (a `.json`, a folder, or the `my_spotify_data.zip` as
+/// downloaded) into `store` for `user_id`, one transaction per file. A bad file is
+/// rolled back and reported; the others still land. Creates the user if missing.
+/// Errors only when an input cannot be opened or the store fails.
+pub async fn import_paths(
+    store: &dyn Store,
+    user_id: &str,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<ImportSummary> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<ParseEvent>(4);
+    let paths = paths.to_vec();
+    let limits = opts.limits.clone();
+    let chunk = opts.chunk_size.max(1);
+    let parser = tokio::task::spawn_blocking(move || {
+        import::parse_inputs(&paths, &limits, chunk, &mut |ev| tx.blocking_send(ev).is_ok())
+    });
+    let result = consume_events(store, user_id, rx, opts, progress).await;
+    let parsed = parser.await.map_err(|e| Error::invalid(format!("import parser crashed: {e}")))?;
+    let summary = result?;
+    parsed?;
+    Ok(summary)
+}
+
+/// Imports from an already running parser's events (used for uploads too).
+pub async fn consume_events(
+    store: &dyn Store,
+    user_id: &str,
+    mut rx: tokio::sync::mpsc::Receiver<ParseEvent>,
+    opts: &ImportOptions,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<ImportSummary> {
+    let started = Instant::now();
+    ensure_user(store, user_id).await?;
+    let mut summary = ImportSummary::default();
+    let mut open: Option<OpenFile> = None;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            ParseEvent::FileStarted { file, format } => {
+                if let Some(prev) = open.take() {
+                    // A parser never starts a file before finishing the last; be safe.
+                    finish_failed(&mut summary, prev, "file ended unexpectedly".into()).await;
+                }
+                let batch = store.begin_batch(user_id, &opts.rules).await?;
+                open = Some(OpenFile {
+                    report: FileReport {
+                        file,
+                        format: Some(format),
+                        status: FileStatus::Imported,
+                        entries: 0,
+                        outcome: InsertOutcome::default(),
+                        rejected: Vec::new(),
+                        rejected_count: 0,
+                    },
+                    batch: Some(batch),
+                    kinds: BTreeMap::new(),
+                });
+            }
+            ParseEvent::Chunk { file, records, rejected } => {
+                let Some(f) = open.as_mut().filter(|f| f.report.file == file) else { continue };
+                f.report.entries += (records.len() + rejected.len()) as u64;
+                for r in &records {
+                    *f.kinds.entry(r.kind).or_default() += 1;
+                }
+                f.report.rejected_count += rejected.len() as u64;
+                for r in rejected {
+                    *summary.rejected.entry(r.reason.clone()).or_default() += 1;
+                    if f.report.rejected.len() < 20 {
+                        f.report.rejected.push(r);
+                    }
+                }
+                let batch = f.batch.as_mut().expect("open batch");
+                f.report.outcome += batch.insert(records).await?;
+                if let Some(p) = progress {
+                    let mut running = summary.clone();
+                    running.outcome += f.report.outcome;
+                    for (k, n) in &f.kinds {
+                        *running.entries_by_kind.entry(*k).or_default() += n;
+                    }
+                    p(&running, &file);
+                }
+            }
+            ParseEvent::FileFinished { file, .. } => {
+                let Some(mut f) = open.take() else { continue };
+                if f.report.file != file {
+                    open = Some(f);
+                    continue;
+                }
+                f.batch.take().expect("open batch").commit().await?;
+                summary.outcome += f.report.outcome;
+                for (k, n) in f.kinds {
+                    *summary.entries_by_kind.entry(k).or_default() += n;
+                }
+                summary.files.push(f.report);
+            }
+            ParseEvent::FileFailed { file, error } => match open.take() {
+                Some(f) if f.report.file == file => finish_failed(&mut summary, f, error.to_string()).await,
+                other => {
+                    open = other;
+                    summary.files.push(FileReport {
+                        file,
+                        format: None,
+                        status: FileStatus::Failed { error: error.to_string() },
+                        entries: 0,
+                        outcome: InsertOutcome::default(),
+                        rejected: Vec::new(),
+                        rejected_count: 0,
+                    });
+                }
+            },
+            ParseEvent::FileSkipped { file, reason } => summary.files.push(FileReport {
+                file,
+                format: None,
+                status: FileStatus::Skipped { reason },
+                entries: 0,
+                outcome: InsertOutcome::default(),
+                rejected: Vec::new(),
+                rejected_count: 0,
+            }),
+        }
+    }
+    if let Some(f) = open.take() {
+        finish_failed(&mut summary, f, "the parser stopped before the end of the file".into()).await;
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+async fn finish_failed(summary: &mut ImportSummary, mut f: OpenFile, error: String) {
+    if let Some(batch) = f.batch.take() {
+        if let Err(e) = batch.rollback().await {
+            tracing::warn!(file = %f.report.file, "rollback failed: {e}");
+        }
+    }
+    // Rejected rows of a failed file were not imported either: take them back out.
+    for r in &f.report.rejected {
+        if let Some(n) = summary.rejected.get_mut(&r.reason) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    summary.rejected.retain(|_, n| *n > 0);
+    f.report.status = FileStatus::Failed { error };
+    f.report.outcome = InsertOutcome::default();
+    summary.files.push(f.report);
+}
+
+async fn ensure_user(store: &dyn Store, user_id: &str) -> Result<()> {
+    match store.user(user_id).await {
+        Ok(_) => Ok(()),
+        Err(Error::NotFound { .. }) => {
+            store
+                .upsert_user(&crate::model::User {
+                    id: user_id.to_string(),
+                    spotify_id: None,
+                    display_name: Some(user_id.to_string()),
+                    image_url: None,
+                    product: None,
+                    created_at: Utc::now(),
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PlayOrigin;
+    use chrono::{TimeZone, Utc};
+
+    fn rec(secs: i64, ms: i64, origin: PlayOrigin, uri: Option<&str>, name: &str) -> PlayRecord {
+        let mut r = PlayRecord::new(Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(), ms, PlayKind::Track, origin);
+        r.uri = uri.map(String::from);
+        r.track_name = Some(name.into());
+        r.artist_name = Some("Artist".into());
+        r
+    }
+
+    #[test]
+    fn in_batch_duplicates_are_dropped_and_richer_replaces_stored() {
+        let rules = PlayRules::default();
+        let stored = HistoryEntry {
+            id: "7".into(),
+            user_id: "u".into(),
+            record: rec(0, 40_000, PlayOrigin::AccountData, None, "Song"),
+        };
+        let incoming = vec![
+            rec(30, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song"),
+            rec(30, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song"),
+            rec(500, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song"),
+            rec(520, 41_000, PlayOrigin::AccountData, None, "Song"),
+        ];
+        let plan = plan_insert(vec![stored], incoming, &rules);
+        assert_eq!(plan.outcome, InsertOutcome { added: 1, replaced: 1, duplicates: 2 });
+        assert_eq!(plan.replacements[0].0, "7");
+        assert_eq!(plan.inserts.len(), 1);
+        let day = plan.delta.days.values().next().unwrap();
+        assert_eq!(day.total_plays(), 1, "replacement is -1 +1, new play +1");
+        assert_eq!(day.total_ms(), 41_000 + 41_000 - 40_000);
+    }
+}

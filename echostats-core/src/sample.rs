@@ -1,0 +1,1 @@
+//! Sample export generator (being written).

@@ -1,0 +1,296 @@
+//! The in-memory reference store. It computes every aggregate naively from raw plays,
+//! which makes it the yardstick the conformance suite holds other stores to. Also handy
+//! for tests and for notebooks that never persist anything.
+
+use super::*;
+use crate::ingest::{plan_insert, RollupDelta};
+use crate::model::{Artist, AudioFeatures, HistoryEntry, PlayKind, PlayRecord, Track, User};
+use crate::rules::{normalize_name, PlayRules};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[derive(Default)]
+struct UserData {
+    plays: Vec<HistoryEntry>,
+    rules: PlayRules,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<String, User>,
+    data: HashMap<String, UserData>,
+    tracks: HashMap<String, Track>,
+    artists: HashMap<String, Artist>,
+    next_id: u64,
+}
+
+/// A store in process memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+struct MemoryBatch {
+    guard: OwnedMutexGuard<Inner>,
+    user_id: String,
+    rules: PlayRules,
+    staged: Vec<HistoryEntry>,
+    next_id: u64,
+}
+
+#[async_trait]
+impl PlayBatch for MemoryBatch {
+    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+        let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max()) else {
+            return Ok(InsertOutcome::default());
+        };
+        let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
+        let existing: Vec<HistoryEntry> =
+            self.staged.iter().filter(|e| e.record.played_at >= lo && e.record.played_at <= hi).cloned().collect();
+        let plan = plan_insert(existing, plays, &self.rules);
+        for (id, record) in plan.replacements {
+            if let Some(e) = self.staged.iter_mut().find(|e| e.id == id) {
+                e.record = record;
+            }
+        }
+        for record in plan.inserts {
+            self.next_id += 1;
+            self.staged.push(HistoryEntry { id: self.next_id.to_string(), user_id: self.user_id.clone(), record });
+        }
+        Ok(plan.outcome)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let MemoryBatch { mut guard, user_id, rules, staged, next_id } = *self;
+        guard.next_id = next_id;
+        let data = guard.data.entry(user_id).or_default();
+        data.plays = staged;
+        data.rules = rules;
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn counted<'a>(data: &'a UserData, window: Option<TimeWindow>) -> impl Iterator<Item = &'a PlayRecord> + 'a {
+    data.plays
+        .iter()
+        .map(|e| &e.record)
+        .filter(move |r| window.is_none_or(|w| w.contains(r.played_at)) && r.keys(&data.rules).counted)
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>> {
+        let guard = self.inner.clone().lock_owned().await;
+        let staged = guard.data.get(user_id).map(|d| d.plays.clone()).unwrap_or_default();
+        let next_id = guard.next_id;
+        Ok(Box::new(MemoryBatch { guard, user_id: user_id.to_string(), rules: rules.clone(), staged, next_id }))
+    }
+
+    async fn history(&self, user_id: &str, q: &HistoryQuery) -> Result<HistoryPage> {
+        q.validate()?;
+        let inner = self.inner.lock().await;
+        let Some(data) = inner.data.get(user_id) else { return Ok(HistoryPage { items: vec![], total: 0 }) };
+        let (artist, track) = (q.artist_key(), q.track_key());
+        let mut matching: Vec<&HistoryEntry> = data
+            .plays
+            .iter()
+            .filter(|e| {
+                let r = &e.record;
+                q.start.is_none_or(|s| r.played_at >= s)
+                    && q.end.is_none_or(|s| r.played_at < s)
+                    && q.kind.is_none_or(|k| r.kind == k)
+                    && artist.as_ref().is_none_or(|a| r.artist_name.as_deref().map(normalize_name).as_ref() == Some(a))
+                    && track.as_ref().is_none_or(|t| r.track_name.as_deref().map(normalize_name).as_ref() == Some(t))
+            })
+            .collect();
+        matching.sort_by(|a, b| {
+            b.record.played_at.cmp(&a.record.played_at).then_with(|| {
+                b.id.parse::<u64>().unwrap_or(0).cmp(&a.id.parse::<u64>().unwrap_or(0))
+            })
+        });
+        let total = matching.len() as u64;
+        let items = matching.into_iter().skip(q.offset() as usize).take(q.limit as usize).cloned().collect();
+        Ok(HistoryPage { items, total })
+    }
+
+    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {
+        let inner = self.inner.lock().await;
+        let mut out: Vec<HistoryEntry> = inner
+            .data
+            .get(user_id)
+            .map(|d| d.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).cloned().collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.record.played_at.cmp(&b.record.played_at));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for MemoryStore {
+    async fn rollup_days(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<RollupDay>> {
+        let inner = self.inner.lock().await;
+        let Some(data) = inner.data.get(user_id) else { return Ok(vec![]) };
+        let delta = RollupDelta::from_records(counted(data, None), &data.rules);
+        Ok(delta.days.into_values().filter(|d| d.day >= from && d.day <= to).collect())
+    }
+
+    async fn item_ranking(&self, user_id: &str, kind: ItemKind, window: Option<TimeWindow>, limit: Option<usize>) -> Result<ItemRanking> {
+        let inner = self.inner.lock().await;
+        let Some(data) = inner.data.get(user_id) else { return Ok(ItemRanking::default()) };
+        let delta = RollupDelta::from_records(counted(data, window), &data.rules);
+        let mut items: Vec<RankedItem> = delta
+            .items
+            .into_iter()
+            .filter(|((k, _), d)| *k == kind && d.plays > 0)
+            .map(|((_, key), d)| RankedItem {
+                key,
+                name: d.name,
+                artist_name: d.artist_name,
+                spotify_id: d.spotify_id,
+                play_count: d.plays,
+                total_ms: d.ms,
+            })
+            .collect();
+        sort_ranking(&mut items);
+        let distinct = items.len() as u64;
+        items.truncate(limit.unwrap_or(usize::MAX));
+        Ok(ItemRanking { items, distinct })
+    }
+
+    async fn show_ranking(&self, user_id: &str, window: Option<TimeWindow>, limit: usize) -> Result<Vec<RankedItem>> {
+        let inner = self.inner.lock().await;
+        let Some(data) = inner.data.get(user_id) else { return Ok(vec![]) };
+        let mut shows: HashMap<String, RankedItem> = HashMap::new();
+        for r in data.plays.iter().map(|e| &e.record) {
+            let Some(show) = r.show_name.as_ref().filter(|_| r.kind == PlayKind::Episode) else { continue };
+            if window.is_some_and(|w| !w.contains(r.played_at)) {
+                continue;
+            }
+            let key = normalize_name(show);
+            let e = shows.entry(key.clone()).or_insert_with(|| RankedItem {
+                key,
+                name: show.clone(),
+                artist_name: None,
+                spotify_id: None,
+                play_count: 0,
+                total_ms: 0,
+            });
+            e.play_count += 1;
+            e.total_ms += r.ms_played;
+        }
+        let mut items: Vec<RankedItem> = shows.into_values().collect();
+        sort_shows(&mut items);
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    async fn rollup_status(&self, user_id: &str) -> Result<RollupStatus> {
+        let days = self.rollup_days(user_id, NaiveDate::MIN, NaiveDate::MAX).await?;
+        Ok(RollupStatus {
+            last_date: days.last().map(|d| d.day),
+            total_days: days.len() as u64,
+            complete: true,
+            coverage: 100.0,
+        })
+    }
+
+    async fn rebuild_rollups(&self, user_id: &str, rules: &PlayRules) -> Result<()> {
+        if let Some(d) = self.inner.lock().await.data.get_mut(user_id) {
+            d.rules = rules.clone();
+        }
+        Ok(())
+    }
+}
+
+/// Shows rank by listening time first, then episode count, then name.
+pub fn sort_shows(items: &mut [RankedItem]) {
+    items.sort_by(|a, b| {
+        b.total_ms.cmp(&a.total_ms).then(b.play_count.cmp(&a.play_count)).then_with(|| a.name.cmp(&b.name))
+    });
+}
+
+#[async_trait]
+impl CatalogStore for MemoryStore {
+    async fn upsert_tracks(&self, tracks: &[Track]) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        for t in tracks {
+            inner.tracks.insert(t.spotify_id.clone(), t.clone());
+        }
+        Ok(())
+    }
+    async fn track(&self, spotify_id: &str) -> Result<Track> {
+        self.inner.lock().await.tracks.get(spotify_id).cloned().ok_or_else(|| Error::not_found(format!("track {spotify_id:?}")))
+    }
+    async fn upsert_artists(&self, artists: &[Artist]) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        for a in artists {
+            inner.artists.insert(normalize_name(&a.name), a.clone());
+        }
+        Ok(())
+    }
+    async fn artist(&self, spotify_id: &str) -> Result<Artist> {
+        let inner = self.inner.lock().await;
+        inner
+            .artists
+            .values()
+            .find(|a| a.spotify_id.as_deref() == Some(spotify_id))
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("artist {spotify_id:?}")))
+    }
+    async fn artist_genres(&self, artist_keys: &[String]) -> Result<HashMap<String, Vec<String>>> {
+        let inner = self.inner.lock().await;
+        Ok(artist_keys
+            .iter()
+            .filter_map(|k| inner.artists.get(k).filter(|a| !a.genres.is_empty()).map(|a| (k.clone(), a.genres.clone())))
+            .collect())
+    }
+    async fn audio_features(&self, track_uris: &[String]) -> Result<HashMap<String, AudioFeatures>> {
+        let inner = self.inner.lock().await;
+        Ok(track_uris
+            .iter()
+            .filter_map(|u| {
+                let id = u.strip_prefix("spotify:track:").unwrap_or(u);
+                inner.tracks.get(id).and_then(|t| t.audio_features.clone()).map(|f| (u.clone(), f))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn upsert_user(&self, user: &User) -> Result<()> {
+        self.inner.lock().await.users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+    async fn user(&self, id: &str) -> Result<User> {
+        self.inner.lock().await.users.get(id).cloned().ok_or_else(|| Error::not_found(format!("user {id:?}")))
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        let mut users: Vec<User> = self.inner.lock().await.users.values().cloned().collect();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(users)
+    }
+}
+
+#[async_trait]
+impl StoreHealth for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

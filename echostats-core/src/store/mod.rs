@@ -1,0 +1,272 @@
+//! Storage traits. Every backend implements all of them; callers hold an
+//! `Arc<dyn Store>` picked at run time from a URL (see the `echostats` crate's
+//! `open_store`). The guarantees written on each method hold for every backend: the
+//! conformance suite (feature `conformance`) checks them against each store.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::model::*;
+use crate::rules::PlayRules;
+use crate::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+
+/// A half-open time range `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}
+
+impl TimeWindow {
+    /// Whether `t` falls inside.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        t >= self.start && t < self.end
+    }
+}
+
+/// What one [`PlayBatch::insert`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Entries stored as new.
+    pub added: u64,
+    /// Entries that replaced a poorer record of the same play (richer record wins).
+    pub replaced: u64,
+    /// Entries dropped as duplicates of a stored (or earlier in-batch) record.
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for InsertOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.added += o.added;
+        self.replaced += o.replaced;
+        self.duplicates += o.duplicates;
+    }
+}
+
+/// An atomic batch of inserts for one user, e.g. one import file.
+///
+/// Guarantees: inserts are idempotent under the duplicate rule ([`PlayRecord::same_play`]):
+/// an entry that matches a stored one (or one inserted earlier in the batch) is not
+/// stored twice; when it is richer ([`PlayRecord::richer_than`]) it replaces the stored
+/// record in place (same id). Daily rollups and item totals are updated in the same
+/// transaction. Nothing is visible to readers before [`PlayBatch::commit`]; dropping the
+/// batch or calling [`PlayBatch::rollback`] leaves the store as it was.
+#[async_trait]
+pub trait PlayBatch: Send {
+    /// Adds records. May be called many times (bounded chunks of a large file).
+    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome>;
+    /// Makes everything inserted visible, atomically.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Discards everything inserted.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// Filters and page of a history listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// 1-based page.
+    pub page: u32,
+    /// Page size, 1..=100.
+    pub limit: u32,
+    /// Artist name, matched case-insensitively on the whole (normalised) name.
+    pub artist: Option<String>,
+    /// Track name, matched case-insensitively on the whole (normalised) name.
+    pub track: Option<String>,
+    /// Only entries with `played_at >= start`.
+    pub start: Option<DateTime<Utc>>,
+    /// Only entries with `played_at < end`.
+    pub end: Option<DateTime<Utc>>,
+    /// Only this kind of entry.
+    pub kind: Option<PlayKind>,
+}
+
+impl Default for HistoryQuery {
+    fn default() -> Self {
+        HistoryQuery { page: 1, limit: 50, artist: None, track: None, start: None, end: None, kind: None }
+    }
+}
+
+impl HistoryQuery {
+    /// Checks page and limit; stores call this first.
+    pub fn validate(&self) -> Result<()> {
+        if self.page < 1 {
+            return Err(crate::Error::invalid("page must be at least 1"));
+        }
+        if !(1..=100).contains(&self.limit) {
+            return Err(crate::Error::invalid(format!("limit must be between 1 and 100, got {}", self.limit)));
+        }
+        Ok(())
+    }
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        (self.page as u64 - 1) * self.limit as u64
+    }
+    /// Normalised artist filter.
+    pub fn artist_key(&self) -> Option<String> {
+        self.artist.as_deref().map(crate::rules::normalize_name)
+    }
+    /// Normalised track filter.
+    pub fn track_key(&self) -> Option<String> {
+        self.track.as_deref().map(crate::rules::normalize_name)
+    }
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Entries, newest first (ties by id).
+    pub items: Vec<HistoryEntry>,
+    /// All matching entries.
+    pub total: u64,
+}
+
+/// History of plays.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Starts an atomic insert batch for `user_id` under `rules`.
+    async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>>;
+    /// A page of the user's history, newest first, filtered. Invalid page/limit is
+    /// [`crate::Error::InvalidInput`].
+    async fn history(&self, user_id: &str, query: &HistoryQuery) -> Result<HistoryPage>;
+    /// Every stored entry of the user in `window` (or all), oldest first.
+    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>>;
+}
+
+/// What an item ranking groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// Tracks (by track key).
+    Track,
+    /// Artists (by album-artist name).
+    Artist,
+    /// Albums (by album name + album artist).
+    Album,
+}
+
+impl ItemKind {
+    /// Stable small integer used by stores.
+    pub fn code(self) -> i32 {
+        match self {
+            ItemKind::Track => 0,
+            ItemKind::Artist => 1,
+            ItemKind::Album => 2,
+        }
+    }
+}
+
+/// One ranked item: counted plays and listening time in a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedItem {
+    /// The grouping key (see [`crate::rules::PlayKeys`]).
+    pub key: String,
+    /// Display name (track, artist, album or show name).
+    pub name: String,
+    /// Artist of a track or album, when the item has one.
+    pub artist_name: Option<String>,
+    /// Spotify URI/id, when known (tracks: `spotify:track:...`).
+    pub spotify_id: Option<String>,
+    /// Counted plays.
+    pub play_count: i64,
+    /// Milliseconds of those plays.
+    pub total_ms: i64,
+}
+
+/// Sorts items by the ranking order: more plays, then more ms, then name, then key.
+pub fn sort_ranking(items: &mut [RankedItem]) {
+    items.sort_by(|a, b| {
+        b.play_count
+            .cmp(&a.play_count)
+            .then(b.total_ms.cmp(&a.total_ms))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// The top of a ranking and how many distinct items there are in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemRanking {
+    /// Ranked items, best first ([`sort_ranking`] order), at most the limit asked.
+    pub items: Vec<RankedItem>,
+    /// Distinct items with at least one counted play.
+    pub distinct: u64,
+}
+
+/// State of the daily rollups of a user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupStatus {
+    /// Last UTC day with a rollup.
+    pub last_date: Option<NaiveDate>,
+    /// Days with rollups.
+    pub total_days: u64,
+    /// Whether the rollups account for every counted play.
+    pub complete: bool,
+    /// Percentage of counted plays the rollups account for.
+    pub coverage: f64,
+}
+
+/// Pre-aggregated analytics. Rollups are kept up to date by every [`PlayBatch`], so
+/// reading them never rescans raw history.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Rollup days of the user with `from <= day <= to` (UTC days), ascending; days
+    /// without counted plays may be absent.
+    async fn rollup_days(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<RollupDay>>;
+    /// Ranking of counted track plays in `window` (all time when `None`), at most
+    /// `limit` items (all when `None`), in [`sort_ranking`] order.
+    async fn item_ranking(&self, user_id: &str, kind: ItemKind, window: Option<TimeWindow>, limit: Option<usize>) -> Result<ItemRanking>;
+    /// Podcast shows by listening time (episode entries of any length) in `window`.
+    async fn show_ranking(&self, user_id: &str, window: Option<TimeWindow>, limit: usize) -> Result<Vec<RankedItem>>;
+    /// Rollup status of the user.
+    async fn rollup_status(&self, user_id: &str) -> Result<RollupStatus>;
+    /// Rebuilds the user's rollups and item totals from raw history under `rules` (after
+    /// the rules changed, or to repair). Atomic.
+    async fn rebuild_rollups(&self, user_id: &str, rules: &PlayRules) -> Result<()>;
+}
+
+/// Catalog of tracks and artists (metadata shared by all users).
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Inserts or updates tracks by Spotify id.
+    async fn upsert_tracks(&self, tracks: &[Track]) -> Result<()>;
+    /// A track by Spotify id, or [`crate::Error::NotFound`].
+    async fn track(&self, spotify_id: &str) -> Result<Track>;
+    /// Inserts or updates artists by normalised name.
+    async fn upsert_artists(&self, artists: &[Artist]) -> Result<()>;
+    /// An artist by Spotify id, or [`crate::Error::NotFound`].
+    async fn artist(&self, spotify_id: &str) -> Result<Artist>;
+    /// Genres of the given artists (by normalised name); artists without metadata are absent.
+    async fn artist_genres(&self, artist_keys: &[String]) -> Result<HashMap<String, Vec<String>>>;
+    /// Audio features of the given tracks (by track key); tracks without features are absent.
+    async fn audio_features(&self, track_uris: &[String]) -> Result<HashMap<String, AudioFeatures>>;
+}
+
+/// Users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates or updates a user by id.
+    async fn upsert_user(&self, user: &User) -> Result<()>;
+    /// A user by id, or [`crate::Error::NotFound`].
+    async fn user(&self, id: &str) -> Result<User>;
+    /// All users, by id.
+    async fn users(&self) -> Result<Vec<User>>;
+}
+
+/// Backend identity and liveness.
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// `memory`, `sqlite`, `postgres`, `mongodb`.
+    fn backend(&self) -> &'static str;
+    /// Checks that the backend answers; [`crate::Error::BackendUnavailable`] when not.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Everything a backend provides. Implemented for every type that implements the parts.
+pub trait Store: HistoryStore + AnalyticsStore + CatalogStore + UserStore + StoreHealth {}
+
+impl<T: HistoryStore + AnalyticsStore + CatalogStore + UserStore + StoreHealth> Store for T {}
