@@ -23,6 +23,9 @@ async fn sqlite_and_reference_store_give_the_same_figures() {
         a.computed_at = b.computed_at;
         assert_eq!(a, b, "{period}");
         assert!(a.total_tracks_played > 0, "{period}: the sample has plays in every period");
-        assert_eq!(trend(&*sqlite, "local", period, tz, now).await.unwrap(), trend(&*memory, "local", period, tz, now).await.unwrap());
+        assert_eq!(
+            trend(&*sqlite, "local", period, tz, now).await.unwrap(),
+            trend(&*memory, "local", period, tz, now).await.unwrap()
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! fails instead of skipping. Figures are checked against values computed here from the
 //! raw records, not against another store.
 
-use crate::analytics::{self, Period, OverviewRequest, WEEKDAYS};
+use crate::analytics::{self, OverviewRequest, Period, WEEKDAYS};
 use crate::ingest::{self, FileStatus, ImportOptions};
 use crate::model::*;
 use crate::rules::{normalize_name, PlayRules};
@@ -68,7 +68,8 @@ pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 7, 30).unwrap()
 }
 
-const ARTISTS: [&str; 8] = ["Radiohead", "Björk", "Massive Attack", "Portishead", "Aphex Twin", "Boards of Canada", "Sigur Rós", "Can"];
+const ARTISTS: [&str; 8] =
+    ["Radiohead", "Björk", "Massive Attack", "Portishead", "Aphex Twin", "Boards of Canada", "Sigur Rós", "Can"];
 
 /// A deterministic listening history ending before [`now`]: tracks of 8 artists over
 /// ~14 months (gaps of days included), short skips, podcast episodes, null rows, with
@@ -146,8 +147,14 @@ pub async fn insert_and_dedupe(store: &dyn Store) {
         track(600, 200_000, PlayOrigin::ExtendedHistory, Some("spotify:track:2"), "Airbag", "Radiohead"),
         track(1200, 10_000, PlayOrigin::ExtendedHistory, Some("spotify:track:3"), "Lucky", "Radiohead"),
     ];
-    assert_eq!(insert_all(store, "u", first.clone(), &rules).await, InsertOutcome { added: 3, replaced: 0, duplicates: 0 });
-    assert_eq!(insert_all(store, "u", first.clone(), &rules).await, InsertOutcome { added: 0, replaced: 0, duplicates: 3 });
+    assert_eq!(
+        insert_all(store, "u", first.clone(), &rules).await,
+        InsertOutcome { added: 3, replaced: 0, duplicates: 0 }
+    );
+    assert_eq!(
+        insert_all(store, "u", first.clone(), &rules).await,
+        InsertOutcome { added: 0, replaced: 0, duplicates: 3 }
+    );
     let mut near = first[0].clone();
     near.played_at += Duration::seconds(45);
     let mut other = first[0].clone();
@@ -178,13 +185,17 @@ pub async fn richer_record_wins(store: &dyn Store) {
     assert_eq!(out.duplicates, 1);
     let status = store.rollup_status("u").await.unwrap();
     assert!(status.complete);
-    let o = analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) }).await.unwrap();
+    let o =
+        analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) })
+            .await
+            .unwrap();
     assert_eq!((o.total_tracks_played, o.total_ms_played), (1, 181_000));
 }
 
 fn sample_export(entries: usize) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = crate::sample::SampleOptions { extended_entries: entries, years: 2, ..crate::sample::SampleOptions::small() };
+    let opts =
+        crate::sample::SampleOptions { extended_entries: entries, years: 2, ..crate::sample::SampleOptions::small() };
     crate::sample::generate_export(dir.path(), &opts).expect("generate sample export");
     let root = dir.path().to_path_buf();
     (dir, root)
@@ -200,7 +211,7 @@ fn find_dir(root: &std::path::Path, name: &str) -> std::path::PathBuf {
 pub async fn reimport_is_idempotent(store: &dyn Store) {
     let (_tmp, root) = sample_export(3_000);
     let opts = ImportOptions { chunk_size: 700, ..ImportOptions::default() };
-    let first = ingest::import_paths(store, "u", &[root.clone()], &opts, None).await.expect("import");
+    let first = ingest::import_paths(store, "u", std::slice::from_ref(&root), &opts, None).await.expect("import");
     assert!(first.outcome.added > 2_000, "{first:?}");
     assert_eq!(first.failed().count(), 0, "{:?}", first.files);
     let count = all_history(store, "u").await.len() as u64;
@@ -217,9 +228,9 @@ pub async fn account_data_after_extended_adds_nothing(store: &dyn Store) {
     let ext = find_dir(&root, "Spotify Extended Streaming History");
     let acc = find_dir(&root, "Spotify Account Data");
     let opts = ImportOptions::default();
-    ingest::import_paths(store, "ext", &[ext.clone()], &opts, None).await.unwrap();
-    ingest::import_paths(store, "ext_then_acc", &[ext.clone()], &opts, None).await.unwrap();
-    let s = ingest::import_paths(store, "ext_then_acc", &[acc.clone()], &opts, None).await.unwrap();
+    ingest::import_paths(store, "ext", std::slice::from_ref(&ext), &opts, None).await.unwrap();
+    ingest::import_paths(store, "ext_then_acc", std::slice::from_ref(&ext), &opts, None).await.unwrap();
+    let s = ingest::import_paths(store, "ext_then_acc", std::slice::from_ref(&acc), &opts, None).await.unwrap();
     assert_eq!(s.outcome.added, 0, "account data after extended added plays: {s:?}");
     assert!(s.entries() > 0);
     ingest::import_paths(store, "acc_then_ext", &[acc], &opts, None).await.unwrap();
@@ -299,10 +310,14 @@ fn expected(plays: &[PlayRecord], window: Option<TimeWindow>, tz: Tz, min_ms: i6
         days: BTreeMap::new(),
     };
     for r in plays {
-        if r.kind != PlayKind::Track || r.ms_played < min_ms || window.is_some_and(|w| r.played_at < w.start || r.played_at >= w.end) {
+        if r.kind != PlayKind::Track
+            || r.ms_played < min_ms
+            || window.is_some_and(|w| r.played_at < w.start || r.played_at >= w.end)
+        {
             continue;
         }
-        let (track, artist, album) = (r.track_name.clone().unwrap(), r.artist_name.clone().unwrap(), r.album_name.clone().unwrap());
+        let (track, artist, album) =
+            (r.track_name.clone().unwrap(), r.artist_name.clone().unwrap(), r.album_name.clone().unwrap());
         e.plays += 1;
         e.ms += r.ms_played;
         for (map, key, name) in [
@@ -349,8 +364,18 @@ pub async fn overview_matches_raw_for_every_period(store: &dyn Store) {
     insert_all(store, "u", plays.clone(), &rules).await;
     store
         .upsert_artists(&[
-            Artist { spotify_id: Some("rh".into()), name: "Radiohead".into(), genres: vec!["art rock".into(), "alternative rock".into()], image_url: None },
-            Artist { spotify_id: Some("bj".into()), name: "Björk".into(), genres: vec!["art pop".into(), "art rock".into()], image_url: None },
+            Artist {
+                spotify_id: Some("rh".into()),
+                name: "Radiohead".into(),
+                genres: vec!["art rock".into(), "alternative rock".into()],
+                image_url: None,
+            },
+            Artist {
+                spotify_id: Some("bj".into()),
+                name: "Björk".into(),
+                genres: vec!["art pop".into(), "art rock".into()],
+                image_url: None,
+            },
         ])
         .await
         .unwrap();
@@ -366,8 +391,13 @@ pub async fn overview_matches_raw_for_every_period(store: &dyn Store) {
             assert_eq!(o.unique_tracks, e.tracks.len() as u64, "{ctx}");
             assert_eq!(o.unique_artists, e.artists.len() as u64, "{ctx}");
             assert_eq!(o.unique_albums, e.albums.len() as u64, "{ctx}");
-            for (got, want) in [(&o.top_tracks, top(&e.tracks, 5)), (&o.top_artists, top(&e.artists, 5)), (&o.top_albums, top(&e.albums, 5))] {
-                let got: Vec<(String, i64, i64)> = got.iter().map(|t| (t.name.clone(), t.play_count, t.total_ms)).collect();
+            for (got, want) in [
+                (&o.top_tracks, top(&e.tracks, 5)),
+                (&o.top_artists, top(&e.artists, 5)),
+                (&o.top_albums, top(&e.albums, 5)),
+            ] {
+                let got: Vec<(String, i64, i64)> =
+                    got.iter().map(|t| (t.name.clone(), t.play_count, t.total_ms)).collect();
                 assert_eq!(got, want, "{ctx}");
             }
             assert!(o.top_artists.iter().enumerate().all(|(i, t)| t.rank == i as u32 + 1));
@@ -472,7 +502,10 @@ pub async fn rebuild_applies_new_rules(store: &dyn Store) {
     insert_all(store, "u", plays.clone(), &PlayRules::default()).await;
     let strict = PlayRules { min_play_ms: 120_000, ..PlayRules::default() };
     store.rebuild_rollups("u", &strict).await.unwrap();
-    let o = analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) }).await.unwrap();
+    let o =
+        analytics::overview(store, "u", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) })
+            .await
+            .unwrap();
     let e = expected(&plays, None, Tz::UTC, strict.min_play_ms);
     assert_eq!((o.total_tracks_played, o.total_ms_played, o.unique_tracks), (e.plays, e.ms, e.tracks.len() as u64));
     assert!(store.rollup_status("u").await.unwrap().complete);
@@ -483,7 +516,7 @@ pub async fn history_pagination_and_filters(store: &dyn Store) {
     let plays = generated_plays(9, 400);
     insert_all(store, "u", plays.clone(), &PlayRules::default()).await;
     let mut newest_first = plays.clone();
-    newest_first.sort_by(|a, b| b.played_at.cmp(&a.played_at));
+    newest_first.sort_by_key(|r| std::cmp::Reverse(r.played_at));
     let mut seen = Vec::new();
     for page in 1..=9 {
         let p = store.history("u", &HistoryQuery { page, limit: 50, ..HistoryQuery::default() }).await.unwrap();
@@ -500,9 +533,16 @@ pub async fn history_pagination_and_filters(store: &dyn Store) {
     let want = plays.iter().filter(|r| r.track_name.as_deref() == Some("Song 2 of Björk")).count() as u64;
     assert_eq!(store.history("u", &q).await.unwrap().total, want);
     let (start, end) = (now() - Duration::days(30), now() - Duration::days(10));
-    let q = HistoryQuery { start: Some(start), end: Some(end), kind: Some(PlayKind::Episode), limit: 100, ..HistoryQuery::default() };
+    let q = HistoryQuery {
+        start: Some(start),
+        end: Some(end),
+        kind: Some(PlayKind::Episode),
+        limit: 100,
+        ..HistoryQuery::default()
+    };
     let p = store.history("u", &q).await.unwrap();
-    let want = plays.iter().filter(|r| r.kind == PlayKind::Episode && r.played_at >= start && r.played_at < end).count() as u64;
+    let want = plays.iter().filter(|r| r.kind == PlayKind::Episode && r.played_at >= start && r.played_at < end).count()
+        as u64;
     assert_eq!(p.total, want);
     let beyond = store.history("u", &HistoryQuery { page: 100, ..HistoryQuery::default() }).await.unwrap();
     assert!(beyond.items.is_empty());
@@ -518,7 +558,13 @@ pub async fn user_isolation(store: &dyn Store) {
     let bob = store.history("bob", &HistoryQuery { limit: 100, ..HistoryQuery::default() }).await.unwrap();
     assert_eq!(bob.total, bob_plays.len() as u64);
     assert!(bob.items.iter().all(|e| e.user_id == "bob"));
-    let o = analytics::overview(store, "bob", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) }).await.unwrap();
+    let o = analytics::overview(
+        store,
+        "bob",
+        &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::AllTime) },
+    )
+    .await
+    .unwrap();
     assert_eq!(o.total_tracks_played, expected(&bob_plays, None, Tz::UTC, 30_000).plays);
     assert_eq!(store.history("carol", &HistoryQuery::default()).await.unwrap().total, 0);
     assert_eq!(store.rollup_status("carol").await.unwrap().total_days, 0);
@@ -532,7 +578,11 @@ pub async fn error_kinds(store: &dyn Store) {
     assert!(matches!(store.user("nobody").await, Err(Error::NotFound { .. })));
     assert!(matches!(store.track("nothing").await, Err(Error::NotFound { .. })));
     assert!(matches!(store.artist("nothing").await, Err(Error::NotFound { .. })));
-    for bad in [HistoryQuery { limit: 0, ..HistoryQuery::default() }, HistoryQuery { limit: 101, ..HistoryQuery::default() }, HistoryQuery { page: 0, ..HistoryQuery::default() }] {
+    for bad in [
+        HistoryQuery { limit: 0, ..HistoryQuery::default() },
+        HistoryQuery { limit: 101, ..HistoryQuery::default() },
+        HistoryQuery { page: 0, ..HistoryQuery::default() },
+    ] {
         assert!(matches!(store.history("u", &bad).await, Err(Error::InvalidInput { .. })));
     }
     store.ping().await.unwrap();
@@ -553,7 +603,8 @@ pub async fn catalog_roundtrip(store: &dyn Store) {
     let renamed = User { display_name: Some("A.".into()), ..user };
     store.upsert_user(&renamed).await.unwrap();
     assert_eq!(store.users().await.unwrap(), vec![renamed]);
-    let features = AudioFeatures { danceability: 0.45, energy: 0.63, valence: 0.22, tempo: 156.1, ..AudioFeatures::default() };
+    let features =
+        AudioFeatures { danceability: 0.45, energy: 0.63, valence: 0.22, tempo: 156.1, ..AudioFeatures::default() };
     let t = Track {
         spotify_id: "2kRFrWaLWifQkBFasAWgMo".into(),
         name: "Everything In Its Right Place".into(),
@@ -567,18 +618,34 @@ pub async fn catalog_roundtrip(store: &dyn Store) {
     };
     store.upsert_tracks(std::slice::from_ref(&t)).await.unwrap();
     assert_eq!(store.track(&t.spotify_id).await.unwrap(), t);
-    let f = store.audio_features(&["spotify:track:2kRFrWaLWifQkBFasAWgMo".into(), "spotify:track:x".into()]).await.unwrap();
+    let f =
+        store.audio_features(&["spotify:track:2kRFrWaLWifQkBFasAWgMo".into(), "spotify:track:x".into()]).await.unwrap();
     assert_eq!(f.len(), 1);
     assert_eq!(f["spotify:track:2kRFrWaLWifQkBFasAWgMo"], features);
-    let a = Artist { spotify_id: Some("4Z8W4fKeB5YxbusRsdQVPb".into()), name: "Radiohead".into(), genres: vec!["art rock".into()], image_url: None };
+    let a = Artist {
+        spotify_id: Some("4Z8W4fKeB5YxbusRsdQVPb".into()),
+        name: "Radiohead".into(),
+        genres: vec!["art rock".into()],
+        image_url: None,
+    };
     store.upsert_artists(std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(store.artist("4Z8W4fKeB5YxbusRsdQVPb").await.unwrap(), a);
     let g = store.artist_genres(&["radiohead".into(), "unknown".into()]).await.unwrap();
     assert_eq!(g.len(), 1);
     // A play of a track with features gives the overview an average.
-    let mut r = track(0, 200_000, PlayOrigin::ExtendedHistory, Some("spotify:track:2kRFrWaLWifQkBFasAWgMo"), "Everything In Its Right Place", "Radiohead");
+    let mut r = track(
+        0,
+        200_000,
+        PlayOrigin::ExtendedHistory,
+        Some("spotify:track:2kRFrWaLWifQkBFasAWgMo"),
+        "Everything In Its Right Place",
+        "Radiohead",
+    );
     r.played_at = now() - Duration::hours(1);
     insert_all(store, "u1", vec![r], &PlayRules::default()).await;
-    let o = analytics::overview(store, "u1", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) }).await.unwrap();
+    let o =
+        analytics::overview(store, "u1", &OverviewRequest { now: Some(now()), ..OverviewRequest::new(Period::Week) })
+            .await
+            .unwrap();
     assert_eq!(o.avg_audio_features.map(|f| f.tempo), Some(156.1));
 }

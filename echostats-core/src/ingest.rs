@@ -147,7 +147,11 @@ impl RollupDelta {
         let d = self.days.entry(day).or_insert_with(|| RollupDay::empty(day));
         d.plays[slot] += sign;
         d.ms[slot] += sign * r.ms_played;
-        let mut item = |kind: ItemKind, key: Option<String>, name: Option<&String>, artist: Option<&String>, id: Option<&String>| {
+        let mut item = |kind: ItemKind,
+                        key: Option<String>,
+                        name: Option<&String>,
+                        artist: Option<&String>,
+                        id: Option<&String>| {
             let Some(key) = key else { return };
             let e = self.items.entry((kind, key)).or_insert_with(|| ItemDelta {
                 name: name.cloned().unwrap_or_default(),

@@ -120,7 +120,8 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn track(secs: i64, origin: PlayOrigin, uri: Option<&str>) -> PlayRecord {
-        let mut r = PlayRecord::new(Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(), 200_000, PlayKind::Track, origin);
+        let mut r =
+            PlayRecord::new(Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(), 200_000, PlayKind::Track, origin);
         r.uri = uri.map(String::from);
         r.track_name = Some("Everything In Its Right Place".into());
         r.artist_name = Some("Radiohead ".into());

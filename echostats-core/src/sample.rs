@@ -102,11 +102,7 @@ impl SampleOptions {
     /// (4 years up to 100k entries, then ~25k entries a year, at most 18 years).
     pub fn with_entries(entries: usize) -> Self {
         let years = (entries.div_ceil(25_000) as u32).clamp(4, 18);
-        SampleOptions {
-            extended_entries: entries,
-            years,
-            ..Self::small()
-        }
+        SampleOptions { extended_entries: entries, years, ..Self::small() }
     }
 }
 
@@ -144,10 +140,7 @@ pub fn generate_export(dir: &Path, opts: &SampleOptions) -> io::Result<SampleSum
     let result = write_tree(&tmp, opts).and_then(|tree| {
         let zip_path = dir.join(ZIP_NAME);
         zip_tree(&tmp, &tree.files, &zip_path, opts.end)?;
-        Ok(SampleSummary {
-            files: vec![zip_path],
-            ..tree
-        })
+        Ok(SampleSummary { files: vec![zip_path], ..tree })
     });
     let cleanup = fs::remove_dir_all(&tmp);
     let summary = result?;
@@ -175,19 +168,14 @@ fn zip_tree(root: &Path, files: &[PathBuf], zip_path: &Path, end: DateTime<Utc>)
     let mut dirs_done: HashSet<String> = HashSet::new();
     for file in files {
         let rel = file.strip_prefix(root).map_err(io::Error::other)?;
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         if parts.len() > 1 {
             let folder = parts[..parts.len() - 1].join("/") + "/";
             if dirs_done.insert(folder.clone()) {
-                zip.add_directory(folder, options)
-                    .map_err(io::Error::other)?;
+                zip.add_directory(folder, options).map_err(io::Error::other)?;
             }
         }
-        zip.start_file(parts.join("/"), options)
-            .map_err(io::Error::other)?;
+        zip.start_file(parts.join("/"), options).map_err(io::Error::other)?;
         io::copy(&mut File::open(file)?, &mut zip)?;
     }
     zip.finish().map_err(io::Error::other)?.flush()
@@ -268,10 +256,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 /// A stable fake 22-character base62 Spotify ID for item `idx` of `kind`.
 fn spotify_id(seed: u64, kind: u64, idx: u64) -> String {
-    let mut rng = Rng::new(
-        seed ^ 0x05EE_D1D5,
-        kind.wrapping_mul(0x1_0000_0001).wrapping_add(idx),
-    );
+    let mut rng = Rng::new(seed ^ 0x05EE_D1D5, kind.wrapping_mul(0x1_0000_0001).wrapping_add(idx));
     (0..22).map(|_| BASE62[rng.below(62)] as char).collect()
 }
 
@@ -525,9 +510,7 @@ fn album_name(r: &mut Rng) -> String {
 }
 
 fn track_name(r: &mut Rng, feat: Option<&str>) -> String {
-    let base = match r.index_by_weight(&[
-        22.0, 14.0, 12.0, 10.0, 8.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0,
-    ]) {
+    let base = match r.index_by_weight(&[22.0, 14.0, 12.0, 10.0, 8.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]) {
         0 => format!("{} {}", r.pick(ADJ), r.pick(NOUN)),
         1 => r.pick(NOUN).to_string(),
         2 => format!("{} the {}", r.pick(VERB), r.pick(NOUN)),
@@ -564,17 +547,10 @@ impl Catalog {
         let scale = (opts.extended_entries.max(1) as f64 / 6_000.0).max(1.0);
         let n_artists = ((300.0 * scale.powf(0.45)).round() as usize).clamp(300, 3_000);
         let span = (end - start) as f64;
-        let mut artist_names = Names {
-            rng: Rng::new(seed, 2),
-            used: HashSet::new(),
-        };
+        let mut artist_names = Names { rng: Rng::new(seed, 2), used: HashSet::new() };
         let mut artists = Vec::with_capacity(n_artists);
         for a in 0..n_artists {
-            let classic = if a < n_artists / 12 {
-                rng.chance(0.6)
-            } else {
-                rng.chance(0.1)
-            };
+            let classic = if a < n_artists / 12 { rng.chance(0.6) } else { rng.chance(0.1) };
             artists.push(Artist {
                 name: artist_names.unique(artist_name),
                 uri: format!("spotify:artist:{}", spotify_id(seed, 1, a as u64)),
@@ -590,17 +566,10 @@ impl Catalog {
         let mut albums: Vec<Album> = Vec::new();
         let mut tracks: Vec<Track> = Vec::new();
         for a in 0..n_artists {
-            let mut album_names = Names {
-                rng: Rng::new(seed, 1_000 + a as u64),
-                used: HashSet::new(),
-            };
-            let mut track_names = Names {
-                rng: Rng::new(seed, 2_000_000 + a as u64),
-                used: HashSet::new(),
-            };
+            let mut album_names = Names { rng: Rng::new(seed, 1_000 + a as u64), used: HashSet::new() };
+            let mut track_names = Names { rng: Rng::new(seed, 2_000_000 + a as u64), used: HashSet::new() };
             let popular = a < n_artists / 10;
-            let n_albums =
-                1 + (0..5).take_while(|_| rng.chance(0.45)).count() + if popular { 2 } else { 0 };
+            let n_albums = 1 + (0..5).take_while(|_| rng.chance(0.45)).count() + if popular { 2 } else { 0 };
             let n_singles = rng.below(4);
             let mut own = Vec::new();
             for k in 0..n_albums + n_singles {
@@ -619,11 +588,7 @@ impl Catalog {
                 };
                 for _ in 0..n_tracks {
                     let track_id = tracks.len() as u32;
-                    let feat = if rng.chance(0.04) {
-                        Some(artists[rng.below(n_artists)].name.clone())
-                    } else {
-                        None
-                    };
+                    let feat = if rng.chance(0.04) { Some(artists[rng.below(n_artists)].name.clone()) } else { None };
                     let name = track_names.unique(|r| track_name(r, feat.as_deref()));
                     tracks.push(Track {
                         name,
@@ -647,45 +612,27 @@ impl Catalog {
                 own.push(album_id);
                 albums.push(album);
             }
-            let mut own_tracks: Vec<u32> = own
-                .iter()
-                .flat_map(|&al| albums[al as usize].tracks.iter().copied())
-                .collect();
+            let mut own_tracks: Vec<u32> =
+                own.iter().flat_map(|&al| albums[al as usize].tracks.iter().copied()).collect();
             // Shuffle (Fisher-Yates), then the first ones are the hits.
             for i in (1..own_tracks.len()).rev() {
                 let j = rng.below(i + 1);
                 own_tracks.swap(i, j);
             }
             let artist = &mut artists[a];
-            artist.track_cum =
-                cumulative((0..own_tracks.len()).map(|i| 1.0 / ((i + 1) as f64).powf(1.2)));
+            artist.track_cum = cumulative((0..own_tracks.len()).map(|i| 1.0 / ((i + 1) as f64).powf(1.2)));
             artist.tracks = own_tracks;
             artist.albums = own;
         }
 
-        let mut show_names = Names {
-            rng: Rng::new(seed, 3),
-            used: HashSet::new(),
-        };
+        let mut show_names = Names { rng: Rng::new(seed, 3), used: HashSet::new() };
         let mut shows = Vec::new();
         for s in 0..12 {
-            shows.push(Self::show(
-                &mut rng,
-                &mut show_names,
-                seed,
-                s,
-                start,
-                end,
-                false,
-            ));
+            shows.push(Self::show(&mut rng, &mut show_names, seed, s, start, end, false));
         }
-        let video_shows = (0..3)
-            .map(|s| Self::show(&mut rng, &mut show_names, seed, 100 + s, start, end, true))
-            .collect();
-        let mut book_names = Names {
-            rng: Rng::new(seed, 4),
-            used: HashSet::new(),
-        };
+        let video_shows =
+            (0..3).map(|s| Self::show(&mut rng, &mut show_names, seed, 100 + s, start, end, true)).collect();
+        let mut book_names = Names { rng: Rng::new(seed, 4), used: HashSet::new() };
         let books = (0..4u64)
             .map(|b| Book {
                 title: book_names.unique(|r| match r.below(3) {
@@ -697,26 +644,10 @@ impl Catalog {
                 chapters: rng.range(18, 60) as u32,
             })
             .collect();
-        Catalog {
-            seed,
-            artists,
-            albums,
-            tracks,
-            shows,
-            video_shows,
-            books,
-        }
+        Catalog { seed, artists, albums, tracks, shows, video_shows, books }
     }
 
-    fn show(
-        rng: &mut Rng,
-        names: &mut Names,
-        seed: u64,
-        idx: u64,
-        start: i64,
-        end: i64,
-        video: bool,
-    ) -> Show {
+    fn show(rng: &mut Rng, names: &mut Names, seed: u64, idx: u64, start: i64, end: i64, video: bool) -> Show {
         let span = end - start;
         let from = start - span / 10 + rng.range(0, span * 9 / 10);
         let first = from - rng.range(0, 6 * YEAR);
@@ -725,12 +656,7 @@ impl Catalog {
                 0 => format!("The {} Hour", r.pick(NOUN)),
                 1 => format!("{} {} Radio", r.pick(ADJ), r.pick(NOUN)),
                 2 => format!("Daily {}", r.pick(NOUN)),
-                3 => format!(
-                    "{} & {} Talk {}",
-                    r.pick(FIRST),
-                    r.pick(FIRST),
-                    r.pick(PLURAL)
-                ),
+                3 => format!("{} & {} Talk {}", r.pick(FIRST), r.pick(FIRST), r.pick(PLURAL)),
                 4 => format!("Stories from the {}", r.pick(NOUN)),
                 _ => format!("Deep Dive: {}", r.pick(PLURAL)),
             }) + if video { " (Video)" } else { "" },
@@ -748,47 +674,22 @@ impl Catalog {
     fn episode(&self, show: &Show, show_idx: u64, n: u32) -> (String, String, u32) {
         let mut r = Rng::new(self.seed ^ show_idx, 5_000_000 + u64::from(n));
         let name = match show.style {
-            0 => format!(
-                "#{} {} {} (with {} {})",
-                n + 1,
-                r.pick(ADJ),
-                r.pick(PLURAL),
-                r.pick(FIRST),
-                r.pick(LAST)
-            ),
+            0 => format!("#{} {} {} (with {} {})", n + 1, r.pick(ADJ), r.pick(PLURAL), r.pick(FIRST), r.pick(LAST)),
             1 => format!("Ep. {}: The {} Problem", n + 1, r.pick(NOUN)),
-            2 => format!(
-                "{} – Why {} {}",
-                n + 1,
-                r.pick(PLURAL),
-                r.pick(VERB).to_lowercase()
-            ),
+            2 => format!("{} – Why {} {}", n + 1, r.pick(PLURAL), r.pick(VERB).to_lowercase()),
             _ => format!("{} {} the {}", r.pick(VERB), r.pick(PREP), r.pick(NOUN)),
         };
-        let uri = format!(
-            "spotify:episode:{}",
-            spotify_id(self.seed, 5 + show_idx * 16, u64::from(n))
-        );
+        let uri = format!("spotify:episode:{}", spotify_id(self.seed, 5 + show_idx * 16, u64::from(n)));
         let duration = (20.0 + r.f64() * 75.0) as u32 * 60_000 + r.below(60_000) as u32;
         (name, uri, duration)
     }
 
     fn chapter(&self, book: u32, n: u32) -> (String, String, u32) {
         let mut r = Rng::new(self.seed ^ u64::from(book), 7_000_000 + u64::from(n));
-        let title = if r.chance(0.5) {
-            format!("Chapter {}", n + 1)
-        } else {
-            format!("Chapter {}: {}", n + 1, r.pick(NOUN))
-        };
-        let uri = format!(
-            "spotify:episode:{}",
-            spotify_id(self.seed, 8 + u64::from(book) * 16, u64::from(n))
-        );
-        (
-            title,
-            uri,
-            (8.0 + r.f64() * 20.0) as u32 * 60_000 + r.below(60_000) as u32,
-        )
+        let title =
+            if r.chance(0.5) { format!("Chapter {}", n + 1) } else { format!("Chapter {}: {}", n + 1, r.pick(NOUN)) };
+        let uri = format!("spotify:episode:{}", spotify_id(self.seed, 8 + u64::from(book) * 16, u64::from(n)));
+        (title, uri, (8.0 + r.f64() * 20.0) as u32 * 60_000 + r.below(60_000) as u32)
     }
 }
 
@@ -918,33 +819,21 @@ impl JsonArray {
     fn create(path: PathBuf) -> io::Result<Self> {
         let mut w = BufWriter::with_capacity(1 << 17, File::create(&path)?);
         w.write_all(b"[")?;
-        Ok(JsonArray {
-            w,
-            path,
-            entries: 0,
-            bytes: 1,
-        })
+        Ok(JsonArray { w, path, entries: 0, bytes: 1 })
     }
 
     fn push<T: Serialize>(&mut self, row: &T) -> io::Result<()> {
         let sep: &[u8] = if self.entries == 0 { b"\n  " } else { b",\n  " };
         self.w.write_all(sep)?;
-        let mut counting = Counting {
-            inner: &mut self.w,
-            n: sep.len() as u64,
-        };
-        row.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut counting,
-            RowFormatter,
-        ))?;
+        let mut counting = Counting { inner: &mut self.w, n: sep.len() as u64 };
+        row.serialize(&mut serde_json::Serializer::with_formatter(&mut counting, RowFormatter))?;
         self.bytes += counting.n;
         self.entries += 1;
         Ok(())
     }
 
     fn finish(mut self) -> io::Result<PathBuf> {
-        self.w
-            .write_all(if self.entries == 0 { b"]" } else { b"\n]" })?;
+        self.w.write_all(if self.entries == 0 { b"]" } else { b"\n]" })?;
         self.w.flush()?;
         Ok(self.path)
     }
@@ -986,11 +875,7 @@ impl ExtFiles {
     fn rolls(&self, format: Format) -> bool {
         match &self.cur {
             None => true,
-            Some(c) => {
-                c.format != format
-                    || c.file.entries >= self.cap
-                    || c.file.bytes + 1_600 > MAX_FILE_BYTES
-            }
+            Some(c) => c.format != format || c.file.entries >= self.cap || c.file.bytes + 1_600 > MAX_FILE_BYTES,
         }
     }
 
@@ -1002,10 +887,7 @@ impl ExtFiles {
                 Format::New if c.first_year == c.last_year => {
                     format!("Streaming_History_Audio_{}_{idx}.json", c.first_year)
                 }
-                Format::New => format!(
-                    "Streaming_History_Audio_{}-{}_{idx}.json",
-                    c.first_year, c.last_year
-                ),
+                Format::New => format!("Streaming_History_Audio_{}-{}_{idx}.json", c.first_year, c.last_year),
             };
             *idx += 1;
             let partial = c.file.finish()?;
@@ -1021,14 +903,8 @@ impl ExtFiles {
         if self.rolls(format) {
             self.close()?;
             self.partials += 1;
-            let file =
-                JsonArray::create(self.dir.join(format!(".partial_{}.json", self.partials)))?;
-            self.cur = Some(OpenExt {
-                format,
-                file,
-                first_year: year,
-                last_year: year,
-            });
+            let file = JsonArray::create(self.dir.join(format!(".partial_{}.json", self.partials)))?;
+            self.cur = Some(OpenExt { format, file, first_year: year, last_year: year });
         }
         let cur = self.cur.as_mut().expect("opened above");
         cur.last_year = year;
@@ -1049,14 +925,7 @@ struct AccountFiles {
 
 impl AccountFiles {
     fn new(dir: &Path, kind: &'static str) -> Self {
-        AccountFiles {
-            dir: dir.to_path_buf(),
-            kind,
-            cur: None,
-            next_index: 0,
-            done: Vec::new(),
-            rows: 0,
-        }
+        AccountFiles { dir: dir.to_path_buf(), kind, cur: None, next_index: 0, done: Vec::new(), rows: 0 }
     }
 
     fn push<T: Serialize>(&mut self, row: &T) -> io::Result<()> {
@@ -1066,10 +935,7 @@ impl AccountFiles {
         };
         if full {
             self.finish()?;
-            let path = self.dir.join(format!(
-                "StreamingHistory_{}_{}.json",
-                self.kind, self.next_index
-            ));
+            let path = self.dir.join(format!("StreamingHistory_{}_{}.json", self.kind, self.next_index));
             self.next_index += 1;
             self.cur = Some(JsonArray::create(path)?);
         }
@@ -1087,9 +953,7 @@ impl AccountFiles {
     /// Closes the last file, writing an empty `_0` file when there was no row at all.
     fn close(mut self) -> io::Result<(Vec<PathBuf>, usize)> {
         if self.next_index == 0 {
-            let path = self
-                .dir
-                .join(format!("StreamingHistory_{}_0.json", self.kind));
+            let path = self.dir.join(format!("StreamingHistory_{}_0.json", self.kind));
             self.cur = Some(JsonArray::create(path)?);
         }
         self.finish()?;
@@ -1140,14 +1004,10 @@ impl Device {
                 "Windows 10 (10.0.22621; x64; AppX)",
             ]),
             Device::Laptop => pick(&["OS X 10.11.6 [x86 8]", "Linux [x86-64 0]"]),
-            Device::Web => pick(&[
-                "web_player linux ;firefox 68.0;desktop",
-                "web_player windows 10;chrome 117.0.5938.92;desktop",
-            ]),
-            Device::Speaker => pick(&[
-                "Partner google cast_tv;Chromecast;;",
-                "Partner sonos_ppc Sonos;One;;",
-            ]),
+            Device::Web => {
+                pick(&["web_player linux ;firefox 68.0;desktop", "web_player windows 10;chrome 117.0.5938.92;desktop"])
+            }
+            Device::Speaker => pick(&["Partner google cast_tv;Chromecast;;", "Partner sonos_ppc Sonos;One;;"]),
             Device::Tablet => pick(&["iOS 12.4.1 (iPad6,11)", "iOS 15.6 (iPad7,5)"]),
         }
     }
@@ -1257,9 +1117,7 @@ fn write_tree(dir: &Path, opts: &SampleOptions) -> io::Result<SampleSummary> {
     let cutoff = RENAME_DATE.clamp(start + span / 8, end - span / 16);
     let cat = Catalog::build(opts, start, end);
     let mut rng = Rng::new(opts.seed, 0);
-    let username: String = (0..25)
-        .map(|_| BASE62[10 + rng.below(26) + 26] as char)
-        .collect::<String>();
+    let username: String = (0..25).map(|_| BASE62[10 + rng.below(26) + 26] as char).collect::<String>();
     let home = *rng.pick(HOME_COUNTRIES);
     let home_ip = [203, 0, 113, rng.range(2, 250) as u8];
     let cap = MAX_FILE_ENTRIES.min(total.div_ceil(4).max(1_000));
@@ -1290,11 +1148,8 @@ fn write_tree(dir: &Path, opts: &SampleOptions) -> io::Result<SampleSummary> {
             done: Vec::new(),
             rows: 0,
         },
-        music: opts
-            .account_data
-            .then(|| AccountFiles::new(&acc_dir, "music")),
-        podcast: (opts.account_data && opts.podcasts)
-            .then(|| AccountFiles::new(&acc_dir, "podcast")),
+        music: opts.account_data.then(|| AccountFiles::new(&acc_dir, "music")),
+        podcast: (opts.account_data && opts.podcasts).then(|| AccountFiles::new(&acc_dir, "podcast")),
     };
     gen.run(uniques)?;
     gen.ext.close()?;
@@ -1308,20 +1163,13 @@ fn write_tree(dir: &Path, opts: &SampleOptions) -> io::Result<SampleSummary> {
     }
     files.push(gen.write_video(&ext_dir)?);
     let pdf = ext_dir.join("ReadMeFirst_ExtendedStreamingHistory.pdf");
-    fs::write(
-        &pdf,
-        b"%PDF-1.4\n% Placeholder for Spotify's ReadMeFirst: the real one describes the fields.\n%%EOF\n",
-    )?;
+    fs::write(&pdf, b"%PDF-1.4\n% Placeholder for Spotify's ReadMeFirst: the real one describes the fields.\n%%EOF\n")?;
     files.push(pdf);
     if opts.account_data {
         files.extend(gen.write_library(&acc_dir)?);
     }
     files.sort();
-    Ok(SampleSummary {
-        files,
-        extended_entries,
-        account_entries,
-    })
+    Ok(SampleSummary { files, extended_entries, account_entries })
 }
 
 impl Generator<'_> {
@@ -1342,11 +1190,7 @@ impl Generator<'_> {
             }
             if let Some((left, country)) = trip {
                 countries[d] = country;
-                trip = if left > 1 {
-                    Some((left - 1, country))
-                } else {
-                    None
-                };
+                trip = if left > 1 { Some((left - 1, country)) } else { None };
             } else if rng.chance(2.0 / 365.0) {
                 break_left = rng.range(2, 9);
                 continue;
@@ -1371,11 +1215,7 @@ impl Generator<'_> {
         let (mut acc, mut given) = (0.0, 0usize);
         for (d, w) in weights.iter().enumerate() {
             acc += w;
-            let target = if d + 1 == n_days {
-                uniques
-            } else {
-                ((acc / total) * uniques as f64).round() as usize
-            };
+            let target = if d + 1 == n_days { uniques } else { ((acc / total) * uniques as f64).round() as usize };
             let target = target.clamp(given, uniques);
             counts.push((target - given) as u32);
             given = target;
@@ -1432,18 +1272,9 @@ impl Generator<'_> {
             let music_minutes = (720.0 - spoken_minutes).max(60.0) / n_music.max(1) as f64;
             let skip_rate = (1.0 - music_minutes / 3.6).clamp(BASE_SKIP_RATE, 0.8);
             let mut sessions: Vec<(i64, SessionKind, usize)> = Vec::new();
-            let hours = if weekend {
-                &WEEKEND_HOURS
-            } else {
-                &WEEKDAY_HOURS
-            };
+            let hours = if weekend { &WEEKEND_HOURS } else { &WEEKDAY_HOURS };
             for (kind, n, mean, table) in [
-                (
-                    SessionKind::Music,
-                    n_music,
-                    8.0 + self.rng.f64() * 10.0,
-                    hours,
-                ),
+                (SessionKind::Music, n_music, 8.0 + self.rng.f64() * 10.0, hours),
                 (SessionKind::Episodes, n_episodes, 1.6, &SPOKEN_HOURS),
                 (SessionKind::Chapters, n_chapters, 2.0, &SPOKEN_HOURS),
             ] {
@@ -1456,8 +1287,7 @@ impl Generator<'_> {
                     lens[self.rng.below(k)] += 1;
                 }
                 for len in lens {
-                    let at =
-                        self.rng.index_by_weight(table) as i64 * 3_600 + self.rng.range(0, 3_600);
+                    let at = self.rng.index_by_weight(table) as i64 * 3_600 + self.rng.range(0, 3_600);
                     sessions.push((midnight + at, kind, len));
                 }
             }
@@ -1476,22 +1306,9 @@ impl Generator<'_> {
             if kind != SessionKind::Music || (!weekend && matches!(local_hour, 6..=9 | 16..=18)) {
                 &[(Phone, 88.0), (Speaker, 5.0), (Desktop, 4.0), (Tablet, 3.0)]
             } else if weekend {
-                &[
-                    (Speaker, 35.0),
-                    (Phone, 33.0),
-                    (Desktop, 14.0),
-                    (Laptop, 8.0),
-                    (Tablet, 10.0),
-                ]
+                &[(Speaker, 35.0), (Phone, 33.0), (Desktop, 14.0), (Laptop, 8.0), (Tablet, 10.0)]
             } else {
-                &[
-                    (Desktop, 36.0),
-                    (Phone, 28.0),
-                    (Speaker, 16.0),
-                    (Laptop, 10.0),
-                    (Web, 5.0),
-                    (Tablet, 5.0),
-                ]
+                &[(Desktop, 36.0), (Phone, 28.0), (Speaker, 16.0), (Laptop, 10.0), (Web, 5.0), (Tablet, 5.0)]
             };
         let weights: Vec<f64> = table.iter().map(|(_, w)| *w).collect();
         table[self.rng.index_by_weight(&weights)].0
@@ -1529,12 +1346,7 @@ impl Generator<'_> {
         } else {
             // The home address changes about twice a year.
             let period = (start / (182 * DAY)) as u64;
-            [
-                self.home_ip[0],
-                self.home_ip[1],
-                self.home_ip[2],
-                (mix(period ^ self.opts.seed) % 250 + 2) as u8,
-            ]
+            [self.home_ip[0], self.home_ip[1], self.home_ip[2], (mix(period ^ self.opts.seed) % 250 + 2) as u8]
         };
         // Music modes: 0 mixed, 1 album, 2 one artist and friends.
         let mode = rng.index_by_weight(&[60.0, 20.0, 20.0]);
@@ -1544,18 +1356,9 @@ impl Generator<'_> {
         if mode == 1 {
             let albums = &self.cat.artists[focus].albums;
             let album = albums[rng.below(albums.len())];
-            album_queue = self.cat.albums[album as usize]
-                .tracks
-                .iter()
-                .rev()
-                .copied()
-                .collect();
+            album_queue = self.cat.albums[album as usize].tracks.iter().rev().copied().collect();
         }
-        let show = if kind == SessionKind::Episodes {
-            self.pick_show(start)
-        } else {
-            0
-        };
+        let show = if kind == SessionKind::Episodes { self.pick_show(start) } else { 0 };
         let book = ((start - self.cutoff).max(0) / (YEAR / 2)) as usize % self.cat.books.len();
         let mut t = start;
         let mut prev_end = "";
@@ -1585,29 +1388,19 @@ impl Generator<'_> {
                         _ => latest.saturating_sub(backlog),
                     };
                     episode = Some(n);
-                    Item::Episode {
-                        show: show as u16,
-                        n,
-                    }
+                    Item::Episode { show: show as u16, n }
                 }
                 SessionKind::Chapters => {
                     let b = &self.cat.books[book];
                     let n = self.book_progress[book] % b.chapters;
                     self.book_progress[book] += 1;
-                    Item::Chapter {
-                        book: book as u16,
-                        n,
-                    }
+                    Item::Chapter { book: book as u16, n }
                 }
             };
             let rng = &mut self.rng;
             let duration = match item {
                 Item::Track(tr) => self.cat.tracks[tr as usize].duration_ms,
-                Item::Episode { show, n } => {
-                    self.cat
-                        .episode(&self.cat.shows[show as usize], show as u64, n)
-                        .2
-                }
+                Item::Episode { show, n } => self.cat.episode(&self.cat.shows[show as usize], show as u64, n).2,
                 Item::Chapter { book, n } => self.cat.chapter(book as u32, n).2,
                 Item::Unknown => 60_000 + rng.below(180_000) as u32,
             };
@@ -1619,39 +1412,16 @@ impl Generator<'_> {
                 (ms, if rng.chance(0.9) { "fwdbtn" } else { "backbtn" })
             } else if x < skip + if spoken { 0.75 } else { 0.075 } {
                 // Stopped part-way (spoken word: a stretch of 1-25 minutes, then paused).
-                let most = if spoken {
-                    duration.min(25 * 60_000)
-                } else {
-                    duration
-                };
+                let most = if spoken { duration.min(25 * 60_000) } else { duration };
                 let ms = 30_000 + rng.below(most.saturating_sub(30_000).max(1) as usize) as u32;
-                (
-                    ms,
-                    *rng.pick(&[
-                        "fwdbtn",
-                        "endplay",
-                        "endplay",
-                        "logout",
-                        "remote",
-                        "unexpected-exit-while-paused",
-                    ]),
-                )
+                (ms, *rng.pick(&["fwdbtn", "endplay", "endplay", "logout", "remote", "unexpected-exit-while-paused"]))
             } else if rng.chance(0.002) {
                 (0, "trackerror")
             } else {
-                (
-                    duration.saturating_sub(rng.below(1_200) as u32),
-                    "trackdone",
-                )
+                (duration.saturating_sub(rng.below(1_200) as u32), "trackdone")
             };
             let reason_end = if last && reason_end == "trackdone" && rng.chance(0.5) {
-                *rng.pick(&[
-                    "endplay",
-                    "logout",
-                    "unexpected-exit-while-paused",
-                    "unexpected-exit",
-                    "unknown",
-                ])
+                *rng.pick(&["endplay", "logout", "unexpected-exit-while-paused", "unexpected-exit", "unknown"])
             } else {
                 reason_end
             };
@@ -1671,9 +1441,8 @@ impl Generator<'_> {
             prev_end = reason_end;
             let play_start = t;
             let rows_after = self.uniques_left - 1 + self.dups_left;
-            let ts = (play_start + (i64::from(ms) + 999) / 1_000)
-                .min(self.end - 1 - rows_after as i64)
-                .max(self.last_ts);
+            let ts =
+                (play_start + (i64::from(ms) + 999) / 1_000).min(self.end - 1 - rows_after as i64).max(self.last_ts);
             // Next one starts right away, sometimes a little before (overlap) or after.
             t = match rng.f64() {
                 x if x < 0.04 => ts - rng.range(1, 10),
@@ -1691,11 +1460,7 @@ impl Generator<'_> {
                 ip,
                 reason_start,
                 reason_end,
-                shuffle: if unknown && rng.chance(0.5) {
-                    None
-                } else {
-                    Some(shuffle)
-                },
+                shuffle: if unknown && rng.chance(0.5) { None } else { Some(shuffle) },
                 skipped: if unknown {
                     None
                 } else if newer {
@@ -1703,22 +1468,14 @@ impl Generator<'_> {
                 } else {
                     Some(false)
                 },
-                offline: if unknown && rng.chance(0.5) {
-                    None
-                } else {
-                    Some(offline)
-                },
+                offline: if unknown && rng.chance(0.5) { None } else { Some(offline) },
                 offline_ts: match rng.f64() {
                     x if x < 0.04 => None,
                     x if x < 0.14 => Some(0),
                     _ => Some(play_start),
                 },
                 offline_ms_part: rng.below(1_000) as u16,
-                incognito: if unknown && rng.chance(0.5) {
-                    None
-                } else {
-                    Some(incognito)
-                },
+                incognito: if unknown && rng.chance(0.5) { None } else { Some(incognito) },
             };
             self.emit(&play)?;
             self.last_ts = ts;
@@ -1731,11 +1488,7 @@ impl Generator<'_> {
         let live: Vec<usize> = (0..self.cat.shows.len())
             .filter(|&s| (self.cat.shows[s].from..self.cat.shows[s].to).contains(&t))
             .collect();
-        let pool: Vec<usize> = if live.is_empty() {
-            (0..self.cat.shows.len()).collect()
-        } else {
-            live
-        };
+        let pool: Vec<usize> = if live.is_empty() { (0..self.cat.shows.len()).collect() } else { live };
         let weights: Vec<f64> = pool.iter().map(|&s| self.cat.shows[s].weight).collect();
         pool[self.rng.index_by_weight(&weights)]
     }
@@ -1743,11 +1496,7 @@ impl Generator<'_> {
     /// Writes one unique play (and perhaps its exact duplicate) to the extended history and,
     /// in the last year, to the account data.
     fn emit(&mut self, play: &Play) -> io::Result<()> {
-        let format = if play.ts < self.cutoff {
-            Format::Old
-        } else {
-            Format::New
-        };
+        let format = if play.ts < self.cutoff { Format::Old } else { Format::New };
         self.write_extended(play, format)?;
         if self.dups_left > 0 {
             // Duplicates: ~0.5% of rows, sometimes crossing into the next file.
@@ -1804,10 +1553,7 @@ impl Generator<'_> {
     fn write_extended(&mut self, play: &Play, format: Format) -> io::Result<()> {
         let cat = &self.cat;
         let ts = fmt_ts(play.ts);
-        let ip = format!(
-            "{}.{}.{}.{}",
-            play.ip[0], play.ip[1], play.ip[2], play.ip[3]
-        );
+        let ip = format!("{}.{}.{}.{}", play.ip[0], play.ip[1], play.ip[2], play.ip[3]);
         let mut m = Meta::default();
         let owned: (String, String);
         match play.item {
@@ -1904,10 +1650,7 @@ impl Generator<'_> {
         let from = self.cutoff.max(self.end - 2 * YEAR);
         let mut rng = Rng::new(self.opts.seed, 9);
         let mut times: Vec<i64> = (0..n)
-            .map(|_| {
-                rng.range(from, self.end - DAY) / DAY * DAY - UTC_OFFSET
-                    + rng.range(6 * 3_600, 7 * 3_600)
-            })
+            .map(|_| rng.range(from, self.end - DAY) / DAY * DAY - UTC_OFFSET + rng.range(6 * 3_600, 7 * 3_600))
             .collect();
         times.sort_unstable();
         let (y1, y2) = (year_of(times[0]), year_of(times[n - 1]));
@@ -1920,16 +1663,9 @@ impl Generator<'_> {
         for ts in times {
             let s_idx = rng.below(self.cat.video_shows.len());
             let show = &self.cat.video_shows[s_idx];
-            let (episode, uri, duration) = self.cat.episode(
-                show,
-                100 + s_idx as u64,
-                ((ts - show.first).max(0) / (7 * DAY)) as u32,
-            );
-            let ms = if rng.chance(0.4) {
-                duration
-            } else {
-                rng.range(30_000, i64::from(duration)) as u32
-            };
+            let (episode, uri, duration) =
+                self.cat.episode(show, 100 + s_idx as u64, ((ts - show.first).max(0) / (7 * DAY)) as u32);
+            let ms = if rng.chance(0.4) { duration } else { rng.range(30_000, i64::from(duration)) as u32 };
             file.push(&NewRow {
                 ts: &fmt_ts(ts),
                 platform: ["android", "ios", "windows"][rng.below(3)],
@@ -1948,11 +1684,7 @@ impl Generator<'_> {
                 audiobook_chapter_uri: None,
                 audiobook_chapter_title: None,
                 reason_start: "clickrow",
-                reason_end: if ms == duration {
-                    "trackdone"
-                } else {
-                    "endplay"
-                },
+                reason_end: if ms == duration { "trackdone" } else { "endplay" },
                 shuffle: Some(false),
                 skipped: Some(false),
                 offline: Some(false),
@@ -1977,39 +1709,22 @@ impl Generator<'_> {
                 uri: &track.uri,
             }
         };
-        let tracks: Vec<LibraryTrack> = (0..top)
-            .flat_map(|a| cat.artists[a].tracks.iter().take(2).copied())
-            .map(track_json)
-            .collect();
+        let tracks: Vec<LibraryTrack> =
+            (0..top).flat_map(|a| cat.artists[a].tracks.iter().take(2).copied()).map(track_json).collect();
         let albums: Vec<LibraryAlbum> = (0..top.min(10))
             .map(|a| {
                 let album = &cat.albums[cat.artists[a].albums[0] as usize];
-                LibraryAlbum {
-                    artist: &cat.artists[a].name,
-                    album: &album.name,
-                    uri: &album.uri,
-                }
+                LibraryAlbum { artist: &cat.artists[a].name, album: &album.name, uri: &album.uri }
             })
             .collect();
         let shows: Vec<LibraryShow> = cat
             .shows
             .iter()
             .take(5)
-            .map(|s| LibraryShow {
-                name: &s.name,
-                publisher: &s.publisher,
-                uri: &s.uri,
-            })
+            .map(|s| LibraryShow { name: &s.name, publisher: &s.publisher, uri: &s.uri })
             .collect();
-        let artists: Vec<LibraryArtist> = cat
-            .artists
-            .iter()
-            .take(12)
-            .map(|a| LibraryArtist {
-                name: &a.name,
-                uri: &a.uri,
-            })
-            .collect();
+        let artists: Vec<LibraryArtist> =
+            cat.artists.iter().take(12).map(|a| LibraryArtist { name: &a.name, uri: &a.uri }).collect();
         let empty: Vec<serde_json::Value> = Vec::new();
         let library = YourLibrary {
             tracks,
@@ -2184,26 +1899,16 @@ mod tests {
 
     /// The audio files in the order their rows were written (by first `ts`).
     fn audio_rows(summary: &SampleSummary) -> Vec<(String, Vec<Value>)> {
-        let mut files: Vec<(String, Vec<Value>)> = summary
-            .files
-            .iter()
-            .filter(|p| is_audio(p))
-            .map(|p| (name_of(p), read_array(p)))
-            .collect();
+        let mut files: Vec<(String, Vec<Value>)> =
+            summary.files.iter().filter(|p| is_audio(p)).map(|p| (name_of(p), read_array(p))).collect();
         files.sort_by(|a, b| {
-            a.1[0]["ts"]
-                .as_str()
-                .cmp(&b.1[0]["ts"].as_str())
-                .then(a.1.len().cmp(&b.1.len()).reverse())
+            a.1[0]["ts"].as_str().cmp(&b.1[0]["ts"].as_str()).then(a.1.len().cmp(&b.1.len()).reverse())
         });
         files
     }
 
     fn opts(entries: usize) -> SampleOptions {
-        SampleOptions {
-            extended_entries: entries,
-            ..SampleOptions::small()
-        }
+        SampleOptions { extended_entries: entries, ..SampleOptions::small() }
     }
 
     #[test]
@@ -2213,27 +1918,12 @@ mod tests {
         let sb = generate_export(b.path(), &opts(3_000)).unwrap();
         assert_eq!(sa.files.len(), sb.files.len());
         for (fa, fb) in sa.files.iter().zip(&sb.files) {
-            assert_eq!(
-                fa.strip_prefix(a.path()).unwrap(),
-                fb.strip_prefix(b.path()).unwrap()
-            );
-            assert!(
-                fs::read(fa).unwrap() == fs::read(fb).unwrap(),
-                "{} differs",
-                fa.display()
-            );
+            assert_eq!(fa.strip_prefix(a.path()).unwrap(), fb.strip_prefix(b.path()).unwrap());
+            assert!(fs::read(fa).unwrap() == fs::read(fb).unwrap(), "{} differs", fa.display());
         }
         let c = tempfile::tempdir().unwrap();
-        let sc = generate_export(
-            c.path(),
-            &SampleOptions {
-                seed: 7,
-                ..opts(3_000)
-            },
-        )
-        .unwrap();
-        let first =
-            |s: &SampleSummary| fs::read(s.files.iter().find(|p| is_audio(p)).unwrap()).unwrap();
+        let sc = generate_export(c.path(), &SampleOptions { seed: 7, ..opts(3_000) }).unwrap();
+        let first = |s: &SampleSummary| fs::read(s.files.iter().find(|p| is_audio(p)).unwrap()).unwrap();
         assert_ne!(first(&sa), first(&sc));
     }
 
@@ -2250,45 +1940,22 @@ mod tests {
             "YourLibrary.json",
             "Playlist1.json",
         ] {
-            assert!(
-                names.iter().any(|n| n == expected),
-                "{expected} missing from {names:?}"
-            );
+            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
         }
         assert!(names.iter().any(|n| n.starts_with("endsong_")), "{names:?}");
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with("Streaming_History_Audio_")),
-            "{names:?}"
-        );
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with("Streaming_History_Video_")),
-            "{names:?}"
-        );
-        assert!(dir
-            .path()
-            .join(EXTENDED_DIR)
-            .join("endsong_0.json")
-            .exists());
-        assert!(fs::read(
-            dir.path()
-                .join(EXTENDED_DIR)
-                .join("ReadMeFirst_ExtendedStreamingHistory.pdf")
-        )
-        .unwrap()
-        .starts_with(b"%PDF"));
-        let library: Value = serde_json::from_str(
-            &fs::read_to_string(dir.path().join(ACCOUNT_DIR).join("YourLibrary.json")).unwrap(),
-        )
-        .unwrap();
+        assert!(names.iter().any(|n| n.starts_with("Streaming_History_Audio_")), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("Streaming_History_Video_")), "{names:?}");
+        assert!(dir.path().join(EXTENDED_DIR).join("endsong_0.json").exists());
+        assert!(fs::read(dir.path().join(EXTENDED_DIR).join("ReadMeFirst_ExtendedStreamingHistory.pdf"))
+            .unwrap()
+            .starts_with(b"%PDF"));
+        let library: Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join(ACCOUNT_DIR).join("YourLibrary.json")).unwrap())
+                .unwrap();
         assert!(library["tracks"].as_array().unwrap().len() > 10);
-        let playlists: Value = serde_json::from_str(
-            &fs::read_to_string(dir.path().join(ACCOUNT_DIR).join("Playlist1.json")).unwrap(),
-        )
-        .unwrap();
+        let playlists: Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join(ACCOUNT_DIR).join("Playlist1.json")).unwrap())
+                .unwrap();
         assert!(playlists["playlists"][0]["items"][0]["track"]["trackUri"]
             .as_str()
             .unwrap()
@@ -2298,11 +1965,7 @@ mod tests {
         let rows: Vec<&Value> = files.iter().flat_map(|f| f.1.iter()).collect();
         assert_eq!(rows.len(), 6_000);
         let text = fs::read_to_string(summary.files.iter().find(|p| is_audio(p)).unwrap()).unwrap();
-        assert!(
-            text.starts_with("[\n  {\n    \"ts\": \""),
-            "{}",
-            &text[..40]
-        );
+        assert!(text.starts_with("[\n  {\n    \"ts\": \""), "{}", &text[..40]);
         assert!(text.ends_with("\n  }\n]"));
 
         // Both shapes, each with its own fields and offline_timestamp unit.
@@ -2332,38 +1995,26 @@ mod tests {
         // ts is "YYYY-MM-DDTHH:MM:SSZ", never decreasing, within the span.
         let ts: Vec<&str> = rows.iter().map(|r| r["ts"].as_str().unwrap()).collect();
         assert!(ts.windows(2).all(|w| w[0] <= w[1]));
-        assert!(ts.iter().all(|t| t.len() == 20
-            && t.ends_with('Z')
-            && *t < "2026-11-01T00:00:00Z"
-            && *t >= "2022-10-01"));
+        assert!(ts
+            .iter()
+            .all(|t| t.len() == 20 && t.ends_with('Z') && *t < "2026-11-01T00:00:00Z" && *t >= "2022-10-01"));
         assert!(ts[0] < "2023-01-01", "{}", ts[0]);
 
-        let count = |f: &dyn Fn(&Value) -> bool| {
-            rows.iter().filter(|r| f(r)).count() as f64 / rows.len() as f64
-        };
+        let count = |f: &dyn Fn(&Value) -> bool| rows.iter().filter(|r| f(r)).count() as f64 / rows.len() as f64;
         let episodes = count(&|r| r["spotify_episode_uri"].is_string());
-        let chapters = rows
-            .iter()
-            .filter(|r| r["audiobook_chapter_uri"].is_string())
-            .count();
+        let chapters = rows.iter().filter(|r| r["audiobook_chapter_uri"].is_string()).count();
         let nulls = rows
             .iter()
             .filter(|r| {
-                r["spotify_track_uri"].is_null()
-                    && r["spotify_episode_uri"].is_null()
-                    && r["audiobook_uri"].is_null()
+                r["spotify_track_uri"].is_null() && r["spotify_episode_uri"].is_null() && r["audiobook_uri"].is_null()
             })
             .count();
-        let skips =
-            count(&|r| r["ms_played"].as_u64().unwrap() < 30_000 && r["reason_end"] == "fwdbtn");
+        let skips = count(&|r| r["ms_played"].as_u64().unwrap() < 30_000 && r["reason_end"] == "fwdbtn");
         assert!((0.06..0.10).contains(&episodes), "episodes {episodes}");
         assert!((3..60).contains(&chapters), "chapters {chapters}");
         assert!((5..80).contains(&nulls), "all-null rows {nulls}");
         assert!((0.11..0.19).contains(&skips), "skips {skips}");
-        let uri = rows
-            .iter()
-            .find_map(|r| r["spotify_track_uri"].as_str())
-            .unwrap();
+        let uri = rows.iter().find_map(|r| r["spotify_track_uri"].as_str()).unwrap();
         let id = uri.strip_prefix("spotify:track:").unwrap();
         assert!(id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric()));
 
@@ -2381,20 +2032,12 @@ mod tests {
         }
         let mut counts: Vec<usize> = per_artist.values().copied().collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
-        assert!(
-            counts[0] > 10 * counts[counts.len() / 2],
-            "{:?}",
-            &counts[..10]
-        );
+        assert!(counts[0] > 10 * counts[counts.len() / 2], "{:?}", &counts[..10]);
         assert!(per_artist.len() > 100);
 
         // Days without listening exist, and more evening than morning plays.
         let days: HashSet<&str> = ts.iter().map(|t| &t[..10]).collect();
-        assert!(
-            days.len() < 4 * 365 * 95 / 100 && days.len() > 4 * 365 / 2,
-            "{} days",
-            days.len()
-        );
+        assert!(days.len() < 4 * 365 * 95 / 100 && days.len() > 4 * 365 / 2, "{} days", days.len());
         let hour = |t: &&str| t[11..13].parse::<u32>().unwrap();
         let evening = ts.iter().filter(|t| (17..22).contains(&hour(t))).count();
         let early = ts.iter().filter(|t| (2..7).contains(&hour(t))).count();
@@ -2415,23 +2058,13 @@ mod tests {
             if r["spotify_episode_uri"].is_string() {
                 extended.insert((ts, s("episode_show_name"), s("episode_name"), ms));
             } else {
-                extended.insert((
-                    ts,
-                    s("master_metadata_album_artist_name"),
-                    s("master_metadata_track_name"),
-                    ms,
-                ));
+                extended.insert((ts, s("master_metadata_album_artist_name"), s("master_metadata_track_name"), ms));
             }
         }
         let acc = dir.path().join(ACCOUNT_DIR);
         let music = read_array(&acc.join("StreamingHistory_music_0.json"));
         let podcast = read_array(&acc.join("StreamingHistory_podcast_0.json"));
-        assert!(
-            music.len() > 1_000 && !podcast.is_empty(),
-            "{} {}",
-            music.len(),
-            podcast.len()
-        );
+        assert!(music.len() > 1_000 && !podcast.is_empty(), "{} {}", music.len(), podcast.len());
         assert_eq!(summary.account_entries, music.len() + podcast.len());
         let mut nameless = 0;
         for r in &music {
@@ -2443,23 +2076,13 @@ mod tests {
                 assert!(r.get("artistName").is_none());
             }
             let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            let key = (
-                end.to_string(),
-                s("artistName"),
-                s("trackName"),
-                r["msPlayed"].as_u64().unwrap(),
-            );
+            let key = (end.to_string(), s("artistName"), s("trackName"), r["msPlayed"].as_u64().unwrap());
             assert!(extended.contains(&key), "{r} has no extended play");
         }
         assert!(nameless >= 2, "{nameless} rows without names");
         for r in &podcast {
             let s = |k: &str| r[k].as_str().unwrap().to_string();
-            let key = (
-                s("endTime"),
-                s("podcastName"),
-                s("episodeName"),
-                r["msPlayed"].as_u64().unwrap(),
-            );
+            let key = (s("endTime"), s("podcastName"), s("episodeName"), r["msPlayed"].as_u64().unwrap());
             assert!(extended.contains(&key), "{r} has no extended play");
         }
         // Every extended play of the last year is in the account data.
@@ -2475,21 +2098,15 @@ mod tests {
     #[test]
     fn large_export_splits_files_like_spotify() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SampleOptions {
-            extended_entries: 70_000,
-            account_data: true,
-            podcasts: false,
-            ..SampleOptions::small()
-        };
+        let opts =
+            SampleOptions { extended_entries: 70_000, account_data: true, podcasts: false, ..SampleOptions::small() };
         let summary = generate_export(dir.path(), &opts).unwrap();
         assert_eq!(summary.extended_entries, 70_000);
         let files = audio_rows(&summary);
         assert!(files.len() >= 5, "{} files", files.len());
         let mut total = 0;
         for (name, rows) in &files {
-            let size = fs::metadata(dir.path().join(EXTENDED_DIR).join(name))
-                .unwrap()
-                .len();
+            let size = fs::metadata(dir.path().join(EXTENDED_DIR).join(name)).unwrap().len();
             assert!(
                 rows.len() <= MAX_FILE_ENTRIES && size <= MAX_FILE_BYTES,
                 "{name}: {} rows, {size} bytes",
@@ -2501,86 +2118,42 @@ mod tests {
                 let years = years.rsplit_once('_').unwrap().0;
                 let first = &rows[0]["ts"].as_str().unwrap()[..4];
                 let last = &rows[rows.len() - 1]["ts"].as_str().unwrap()[..4];
-                let expected = if first == last {
-                    first.to_string()
-                } else {
-                    format!("{first}-{last}")
-                };
+                let expected = if first == last { first.to_string() } else { format!("{first}-{last}") };
                 assert_eq!(years, expected);
             }
         }
         assert_eq!(total, 70_000);
-        let n_episodes: usize = files
-            .iter()
-            .flat_map(|f| f.1.iter())
-            .filter(|r| r["spotify_episode_uri"].is_string())
-            .count();
+        let n_episodes: usize =
+            files.iter().flat_map(|f| f.1.iter()).filter(|r| r["spotify_episode_uri"].is_string()).count();
         assert_eq!(n_episodes, 0);
         // A duplicate row right at a file boundary lands in the next file.
-        let crossing = files
-            .windows(2)
-            .filter(|w| w[0].1.last() == w[1].1.first())
-            .count();
+        let crossing = files.windows(2).filter(|w| w[0].1.last() == w[1].1.first()).count();
         assert!(crossing >= 1, "no duplicate across files");
-        assert!(!dir
-            .path()
-            .join(ACCOUNT_DIR)
-            .join("StreamingHistory_podcast_0.json")
-            .exists());
-        assert!(dir
-            .path()
-            .join(ACCOUNT_DIR)
-            .join("StreamingHistory_music_1.json")
-            .exists());
+        assert!(!dir.path().join(ACCOUNT_DIR).join("StreamingHistory_podcast_0.json").exists());
+        assert!(dir.path().join(ACCOUNT_DIR).join("StreamingHistory_music_1.json").exists());
     }
 
     #[test]
     fn zip_holds_the_same_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let summary = generate_export(
-            dir.path(),
-            &SampleOptions {
-                zip: true,
-                ..opts(2_000)
-            },
-        )
-        .unwrap();
+        let summary = generate_export(dir.path(), &SampleOptions { zip: true, ..opts(2_000) }).unwrap();
         assert_eq!(summary.files, vec![dir.path().join(ZIP_NAME)]);
         assert_eq!(summary.extended_entries, 2_000);
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temporary files left behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temporary files left behind");
         let mut zip = zip::ZipArchive::new(File::open(&summary.files[0]).unwrap()).unwrap();
         let names: Vec<String> = zip.file_names().map(String::from).collect();
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with("Spotify Extended Streaming History/endsong_")),
-            "{names:?}"
-        );
-        assert!(
-            names
-                .iter()
-                .any(|n| n == "Spotify Account Data/StreamingHistory_music_0.json"),
-            "{names:?}"
-        );
+        assert!(names.iter().any(|n| n.starts_with("Spotify Extended Streaming History/endsong_")), "{names:?}");
+        assert!(names.iter().any(|n| n == "Spotify Account Data/StreamingHistory_music_0.json"), "{names:?}");
         let mut text = String::new();
         io::Read::read_to_string(
-            &mut zip
-                .by_name("Spotify Extended Streaming History/endsong_0.json")
-                .unwrap(),
+            &mut zip.by_name("Spotify Extended Streaming History/endsong_0.json").unwrap(),
             &mut text,
         )
         .unwrap();
         assert!(text.starts_with("[\n  {"));
         let plain = tempfile::tempdir().unwrap();
         generate_export(plain.path(), &opts(2_000)).unwrap();
-        assert_eq!(
-            text,
-            fs::read_to_string(plain.path().join(EXTENDED_DIR).join("endsong_0.json")).unwrap()
-        );
+        assert_eq!(text, fs::read_to_string(plain.path().join(EXTENDED_DIR).join("endsong_0.json")).unwrap());
     }
 
     #[test]
@@ -2604,11 +2177,7 @@ mod tests {
             let _ = fs::remove_dir_all(dir.join(sub));
         }
         let summary = generate_export(&dir, &SampleOptions::small()).unwrap();
-        let bytes: u64 = summary
-            .files
-            .iter()
-            .map(|f| fs::metadata(f).unwrap().len())
-            .sum();
+        let bytes: u64 = summary.files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
         println!("{} files, {bytes} bytes, {summary:?}", summary.files.len());
         assert!(bytes < 6_000_000);
     }

@@ -211,7 +211,8 @@ fn generate_sample(args: &SampleArgs) -> anyhow::Result<ExitCode> {
         zip: args.zip,
         ..SampleOptions::small()
     };
-    let s = generate_export(&args.out, &opts).with_context(|| format!("writing the sample export to {}", args.out.display()))?;
+    let s = generate_export(&args.out, &opts)
+        .with_context(|| format!("writing the sample export to {}", args.out.display()))?;
     println!(
         "wrote {} files ({} extended entries, {} account-data entries) to {}",
         s.files.len(),

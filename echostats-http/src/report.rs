@@ -18,7 +18,14 @@ fn top_list(out: &mut String, title: &str, items: &[TopEntry]) {
             Some(a) => format!("{} — {a}", t.name),
             None => t.name.clone(),
         };
-        let _ = writeln!(out, "  {:>2}. {:<52} {:>6} plays {:>10}", t.rank, truncate(&name, 52), t.play_count, hm(t.total_ms));
+        let _ = writeln!(
+            out,
+            "  {:>2}. {:<52} {:>6} plays {:>10}",
+            t.rank,
+            truncate(&name, 52),
+            t.play_count,
+            hm(t.total_ms)
+        );
     }
 }
 

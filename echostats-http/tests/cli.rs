@@ -30,7 +30,10 @@ fn import_twice_then_report() {
     let first = echostats(&db, &["import", fixture().to_str().unwrap()]);
     assert!(first.status.success(), "{}{}", stdout(&first), String::from_utf8_lossy(&first.stderr));
     let out = stdout(&first);
-    assert!(out.contains("skipped") && out.contains("Streaming_History_Video"), "video file reported as skipped:\n{out}");
+    assert!(
+        out.contains("skipped") && out.contains("Streaming_History_Video"),
+        "video file reported as skipped:\n{out}"
+    );
     assert!(out.contains("Rejected:"), "{out}");
     assert!(db.exists(), "the SQLite file is created on first use");
 

@@ -81,10 +81,9 @@ pub fn quarter_ceil(t: DateTime<Utc>) -> DateTime<Utc> {
 impl FromStr for Period {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Period::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown period {s:?}: expected one of week, month, quarter, year, all_time")))
+        Period::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            Error::invalid(format!("unknown period {s:?}: expected one of week, month, quarter, year, all_time"))
+        })
     }
 }
 
@@ -96,8 +95,9 @@ impl std::fmt::Display for Period {
 
 /// Parses an IANA time zone name (`Europe/Berlin`, `UTC`) with a clear error.
 pub fn parse_tz(name: &str) -> Result<Tz, Error> {
-    name.parse::<Tz>()
-        .map_err(|_| Error::invalid(format!("unknown time zone {name:?}: expected an IANA name such as UTC or Europe/Berlin")))
+    name.parse::<Tz>().map_err(|_| {
+        Error::invalid(format!("unknown time zone {name:?}: expected an IANA name such as UTC or Europe/Berlin"))
+    })
 }
 
 /// Milliseconds as hours rounded to one decimal, as EchoStats shows them.

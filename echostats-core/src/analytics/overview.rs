@@ -4,7 +4,7 @@ use super::{hours, Period};
 use crate::model::{AudioFeatures, RollupDay};
 use crate::store::{ItemKind, RankedItem, Store, TimeWindow};
 use crate::Result;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -129,7 +129,12 @@ pub(crate) struct LocalTotals {
 
 /// Reads the rollup days covering `window` (everything when `None`) and maps each
 /// quarter-hour slot inside it to local time in `tz`.
-pub(crate) async fn local_totals(store: &dyn Store, user_id: &str, window: Option<TimeWindow>, tz: Tz) -> Result<LocalTotals> {
+pub(crate) async fn local_totals(
+    store: &dyn Store,
+    user_id: &str,
+    window: Option<TimeWindow>,
+    tz: Tz,
+) -> Result<LocalTotals> {
     let (from, to) = match window {
         Some(w) => (w.start.date_naive(), w.end.date_naive()),
         None => (NaiveDate::MIN, NaiveDate::MAX),
@@ -137,6 +142,11 @@ pub(crate) async fn local_totals(store: &dyn Store, user_id: &str, window: Optio
     let days: Vec<RollupDay> = store.rollup_days(user_id, from, to).await?;
     let mut t = LocalTotals { plays: 0, ms: 0, by_hour: [0; 24], by_weekday: [0; 7], by_day: BTreeMap::new() };
     for day in &days {
+        // A zone's offset changes at most at a transition: when it is the same at both
+        // ends of the UTC day, plain arithmetic maps every slot (the common case).
+        let first = day.slot_start(0);
+        let offset_at = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+        let fixed = Some(offset_at(first)).filter(|o| *o == offset_at(first + Duration::seconds(86_399)));
         for slot in 0..day.plays.len() {
             let (plays, ms) = (day.plays[slot], day.ms[slot]);
             if plays == 0 && ms == 0 {
@@ -146,12 +156,15 @@ pub(crate) async fn local_totals(store: &dyn Store, user_id: &str, window: Optio
             if window.is_some_and(|w| !w.contains(start)) {
                 continue;
             }
-            let local = start.with_timezone(&tz);
+            let local = match fixed {
+                Some(offset) => start.naive_utc() + offset,
+                None => start.with_timezone(&tz).naive_local(),
+            };
             t.plays += plays;
             t.ms += ms;
             t.by_hour[local.hour() as usize] += plays;
             t.by_weekday[local.weekday().num_days_from_monday() as usize] += plays;
-            let e = t.by_day.entry(local.date_naive()).or_default();
+            let e = t.by_day.entry(local.date()).or_default();
             e.0 += plays;
             e.1 += ms;
         }
@@ -325,7 +338,12 @@ pub struct GenreDistribution {
 }
 
 /// Genre distribution of a period.
-pub async fn genre_distribution(store: &dyn Store, user_id: &str, period: Period, now: DateTime<Utc>) -> Result<GenreDistribution> {
+pub async fn genre_distribution(
+    store: &dyn Store,
+    user_id: &str,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<GenreDistribution> {
     let artists = store.item_ranking(user_id, ItemKind::Artist, period.window(now), None).await?;
     let genres = genre_ranking(store, &artists.items).await?;
     let sum: i64 = genres.iter().map(|g| g.play_count).sum();
@@ -356,7 +374,13 @@ pub async fn top_items(
 }
 
 /// Podcast shows by listening time in a period.
-pub async fn top_shows(store: &dyn Store, user_id: &str, period: Period, now: DateTime<Utc>, limit: usize) -> Result<Vec<TopEntry>> {
+pub async fn top_shows(
+    store: &dyn Store,
+    user_id: &str,
+    period: Period,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<TopEntry>> {
     let shows = store.show_ranking(user_id, period.window(now), limit).await?;
     Ok(top_entries(&shows, limit))
 }

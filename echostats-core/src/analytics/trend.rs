@@ -77,6 +77,9 @@ pub async fn trend(store: &dyn Store, user_id: &str, period: Period, tz: Tz, now
     Ok(Trend {
         period,
         granularity: fmt.into(),
-        points: buckets.into_values().map(|(label, plays, ms)| TrendPoint { label, plays, ms, hours: hours(ms) }).collect(),
+        points: buckets
+            .into_values()
+            .map(|(label, plays, ms)| TrendPoint { label, plays, ms, hours: hours(ms) })
+            .collect(),
     })
 }

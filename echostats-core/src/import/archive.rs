@@ -27,11 +27,7 @@ pub(crate) struct ZipTotals {
 impl ZipTotals {
     /// Totals for an archive allowed to produce `limit` bytes.
     pub(crate) fn new(limit: u64) -> Self {
-        ZipTotals {
-            read: Cell::new(0),
-            limit,
-            exceeded: Cell::new(false),
-        }
+        ZipTotals { read: Cell::new(0), limit, exceeded: Cell::new(false) }
     }
 }
 
@@ -49,12 +45,7 @@ pub(crate) struct CountingReader<'t, R> {
 
 impl<'t, R: Read> CountingReader<'t, R> {
     /// Wraps the decompressed reader of an entry whose compressed size is `compressed`.
-    pub(crate) fn new(
-        inner: R,
-        compressed: u64,
-        limits: &ImportLimits,
-        totals: &'t ZipTotals,
-    ) -> Self {
+    pub(crate) fn new(inner: R, compressed: u64, limits: &ImportLimits, totals: &'t ZipTotals) -> Self {
         let ratio = limits.max_compression_ratio;
         CountingReader {
             inner,
@@ -69,10 +60,7 @@ impl<'t, R: Read> CountingReader<'t, R> {
 
 impl<R: Read> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .inner
-            .read(buf)
-            .map_err(|e| ReadError::io(format!("corrupt zip entry: {e}")))?;
+        let n = self.inner.read(buf).map_err(|e| ReadError::io(format!("corrupt zip entry: {e}")))?;
         self.read += n as u64;
         let total = self.totals.read.get() + n as u64;
         self.totals.read.set(total);
@@ -103,8 +91,7 @@ fn total_exceeded(limit: u64) -> String {
 /// Whether a path inside a zip is metadata nobody wants imported (`.DS_Store`,
 /// `__MACOSX/._x.json`, ...).
 fn is_hidden(name: &str) -> bool {
-    name.split('/')
-        .any(|part| part.starts_with('.') || part == "__MACOSX")
+    name.split('/').any(|part| part.starts_with('.') || part == "__MACOSX")
 }
 
 /// The declared-size checks of one entry: a reason to refuse it, or `None`.
@@ -128,12 +115,7 @@ fn refuse_declared(size: u64, compressed: u64, limits: &ImportLimits) -> Option<
 fn fail(sink: &mut dyn FnMut(ParseEvent) -> bool, file: &str, reason: String) -> bool {
     sink(ParseEvent::FileFailed {
         file: file.to_string(),
-        error: Error::Import {
-            file: file.to_string(),
-            entry: None,
-            position: None,
-            reason,
-        },
+        error: Error::Import { file: file.to_string(), entry: None, position: None, reason },
     })
 }
 
@@ -149,18 +131,9 @@ pub(crate) fn parse_zip(
     chunk_size: usize,
     sink: &mut dyn FnMut(ParseEvent) -> bool,
 ) -> crate::Result<bool> {
-    let whole = |reason: String| Error::Import {
-        file: display.to_string(),
-        entry: None,
-        position: None,
-        reason,
-    };
-    let mut archive =
-        ZipArchive::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)).map_err(|e| {
-            whole(format!(
-                "not a readable zip archive (truncated or corrupt?): {e}"
-            ))
-        })?;
+    let whole = |reason: String| Error::Import { file: display.to_string(), entry: None, position: None, reason };
+    let mut archive = ZipArchive::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
+        .map_err(|e| whole(format!("not a readable zip archive (truncated or corrupt?): {e}")))?;
     if archive.len() > limits.max_zip_entries {
         return Err(whole(format!(
             "the zip has {} entries, more than the limit of {} (possible zip bomb)",
@@ -168,9 +141,8 @@ pub(crate) fn parse_zip(
             limits.max_zip_entries
         )));
     }
-    let mut names: Vec<(String, usize)> = (0..archive.len())
-        .filter_map(|i| archive.name_for_index(i).map(|name| (name.to_string(), i)))
-        .collect();
+    let mut names: Vec<(String, usize)> =
+        (0..archive.len()).filter_map(|i| archive.name_for_index(i).map(|name| (name.to_string(), i))).collect();
     names.sort();
 
     let totals = ZipTotals::new(limits.max_total_bytes);
@@ -181,21 +153,11 @@ pub(crate) fn parse_zip(
         let file = format!("{display}!{name}");
         let lower = name.to_ascii_lowercase();
         let go_on = if lower.ends_with(".zip") {
-            sink(ParseEvent::FileSkipped {
-                file,
-                reason: "nested zip archives are not imported".into(),
-            })
+            sink(ParseEvent::FileSkipped { file, reason: "nested zip archives are not imported".into() })
         } else if !lower.ends_with(".json") {
-            sink(ParseEvent::FileSkipped {
-                file,
-                reason: "not a JSON file".into(),
-            })
+            sink(ParseEvent::FileSkipped { file, reason: "not a JSON file".into() })
         } else if totals.exceeded.get() {
-            fail(
-                sink,
-                &file,
-                format!("not read: {}", total_exceeded(totals.limit)),
-            )
+            fail(sink, &file, format!("not read: {}", total_exceeded(totals.limit)))
         } else {
             match archive.by_index(index) {
                 Err(e) => fail(sink, &file, format!("cannot read this zip entry: {e}")),
@@ -245,8 +207,7 @@ mod tests {
         let mut ok = CountingReader::new(io::repeat(b' ').take(10 << 20), 1, &l, &totals);
         assert_eq!(drain(&mut ok).unwrap(), 10 << 20);
         let mut big = CountingReader::new(io::repeat(b' ').take((10 << 20) + 1), 1, &l, &totals);
-        assert!(reason(drain(&mut big).unwrap_err())
-            .contains("larger than the limit of 10485760 bytes"));
+        assert!(reason(drain(&mut big).unwrap_err()).contains("larger than the limit of 10485760 bytes"));
     }
 
     #[test]
@@ -271,8 +232,7 @@ mod tests {
         assert!(drain(&mut first).is_ok());
         assert!(!totals.exceeded.get());
         let mut second = CountingReader::new(io::repeat(0).take(2000), 1, &l, &totals);
-        assert!(reason(drain(&mut second).unwrap_err())
-            .starts_with("zip exceeds total uncompressed limit"));
+        assert!(reason(drain(&mut second).unwrap_err()).starts_with("zip exceeds total uncompressed limit"));
         assert!(totals.exceeded.get());
     }
 
@@ -281,35 +241,21 @@ mod tests {
         struct Broken;
         impl Read for Broken {
             fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "Invalid checksum",
-                ))
+                Err(io::Error::new(io::ErrorKind::InvalidData, "Invalid checksum"))
             }
         }
         let totals = ZipTotals::new(u64::MAX);
         let mut r = CountingReader::new(Broken, 1, &ImportLimits::default(), &totals);
-        assert_eq!(
-            reason(drain(&mut r).unwrap_err()),
-            "corrupt zip entry: Invalid checksum"
-        );
+        assert_eq!(reason(drain(&mut r).unwrap_err()), "corrupt zip entry: Invalid checksum");
     }
 
     #[test]
     fn declared_sizes_are_checked() {
         let l = limits(100 << 20, u64::MAX, 200);
-        assert!(refuse_declared(50 << 20, 50_000, &l)
-            .unwrap()
-            .contains("compression ratio of 1048:1"));
+        assert!(refuse_declared(50 << 20, 50_000, &l).unwrap().contains("compression ratio of 1048:1"));
         assert_eq!(refuse_declared(50 << 20, 1 << 20, &l), None);
-        assert_eq!(
-            refuse_declared(1 << 20, 10, &l),
-            None,
-            "small entries are never flagged for their ratio"
-        );
-        assert!(refuse_declared(101 << 20, 100 << 20, &l)
-            .unwrap()
-            .contains("more than the limit of 104857600"));
+        assert_eq!(refuse_declared(1 << 20, 10, &l), None, "small entries are never flagged for their ratio");
+        assert!(refuse_declared(101 << 20, 100 << 20, &l).unwrap().contains("more than the limit of 104857600"));
         assert!(refuse_declared(2 << 20, 0, &l).is_some());
     }
 
@@ -317,8 +263,6 @@ mod tests {
     fn hidden_paths() {
         assert!(is_hidden("__MACOSX/Spotify/._x.json"));
         assert!(is_hidden("MyData/.DS_Store"));
-        assert!(!is_hidden(
-            "Spotify Extended Streaming History/Streaming_History_Audio_2019.json"
-        ));
+        assert!(!is_hidden("Spotify Extended Streaming History/Streaming_History_Audio_2019.json"));
     }
 }

@@ -12,9 +12,7 @@ const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
     let ts = raw.ts.required("ts")?;
     let played_at = DateTime::parse_from_rfc3339(ts.trim())
-        .map_err(|e| {
-            format!("`ts` is not an RFC 3339 timestamp like \"2024-05-06T18:43:07Z\" ({e}): {ts:?}")
-        })?
+        .map_err(|e| format!("`ts` is not an RFC 3339 timestamp like \"2024-05-06T18:43:07Z\" ({e}): {ts:?}"))?
         .with_timezone(&Utc);
     let ms_played = raw.ms_played.required("ms_played")?;
     if ms_played < 0 {
@@ -25,12 +23,8 @@ pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
     let episode_uri = raw.spotify_episode_uri.text("spotify_episode_uri")?;
     let chapter_uri = raw.audiobook_chapter_uri.text("audiobook_chapter_uri")?;
     let audiobook_uri = raw.audiobook_uri.text("audiobook_uri")?;
-    let track_name = raw
-        .master_metadata_track_name
-        .text("master_metadata_track_name")?;
-    let artist_name = raw
-        .master_metadata_album_artist_name
-        .text("master_metadata_album_artist_name")?;
+    let track_name = raw.master_metadata_track_name.text("master_metadata_track_name")?;
+    let artist_name = raw.master_metadata_album_artist_name.text("master_metadata_album_artist_name")?;
 
     let (kind, uri) = if let Some(uri) = track_uri.filter(|u| u.starts_with("spotify:track:")) {
         (PlayKind::Track, Some(uri))
@@ -48,16 +42,12 @@ pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
     r.uri = uri;
     r.track_name = track_name;
     r.artist_name = artist_name;
-    r.album_name = raw
-        .master_metadata_album_album_name
-        .text("master_metadata_album_album_name")?;
+    r.album_name = raw.master_metadata_album_album_name.text("master_metadata_album_album_name")?;
     r.episode_name = raw.episode_name.text("episode_name")?;
     r.show_name = raw.episode_show_name.text("episode_show_name")?;
     r.audiobook_title = raw.audiobook_title.text("audiobook_title")?;
     r.audiobook_uri = audiobook_uri;
-    r.audiobook_chapter_title = raw
-        .audiobook_chapter_title
-        .text("audiobook_chapter_title")?;
+    r.audiobook_chapter_title = raw.audiobook_chapter_title.text("audiobook_chapter_title")?;
     r.platform = raw.platform.text("platform")?;
     r.conn_country = raw.conn_country.text("conn_country")?;
     r.reason_start = raw.reason_start.text("reason_start")?;
@@ -98,38 +88,20 @@ mod tests {
                 "shuffle": true, "skipped": null, "offline": false, "offline_timestamp": 1549861353656, "incognito_mode": false}"#,
         )
         .unwrap();
-        assert_eq!(
-            r.played_at,
-            Utc.with_ymd_and_hms(2019, 2, 11, 5, 2, 33).unwrap()
-        );
-        assert_eq!(
-            (r.kind, r.origin, r.ms_played),
-            (PlayKind::Track, PlayOrigin::ExtendedHistory, 213000)
-        );
+        assert_eq!(r.played_at, Utc.with_ymd_and_hms(2019, 2, 11, 5, 2, 33).unwrap());
+        assert_eq!((r.kind, r.origin, r.ms_played), (PlayKind::Track, PlayOrigin::ExtendedHistory, 213000));
         assert_eq!(r.uri.as_deref(), Some("spotify:track:2dkc"));
         assert_eq!(r.artist_name.as_deref(), Some("Radiohead"));
         assert_eq!(r.album_name.as_deref(), Some("Kid A"));
         assert_eq!(r.reason_end.as_deref(), Some("fwdbtn"));
-        assert_eq!(
-            (r.shuffle, r.skipped, r.offline, r.incognito),
-            (Some(true), None, Some(false), Some(false))
-        );
-        assert_eq!(
-            r.offline_timestamp,
-            DateTime::from_timestamp_millis(1549861353656)
-        );
+        assert_eq!((r.shuffle, r.skipped, r.offline, r.incognito), (Some(true), None, Some(false), Some(false)));
+        assert_eq!(r.offline_timestamp, DateTime::from_timestamp_millis(1549861353656));
     }
 
     #[test]
     fn offline_timestamp_units() {
-        assert_eq!(
-            offline_time(Some(1699136230)),
-            Some(Utc.with_ymd_and_hms(2023, 11, 4, 22, 17, 10).unwrap())
-        );
-        assert_eq!(
-            offline_time(Some(1549861353656)),
-            DateTime::from_timestamp_millis(1549861353656)
-        );
+        assert_eq!(offline_time(Some(1699136230)), Some(Utc.with_ymd_and_hms(2023, 11, 4, 22, 17, 10).unwrap()));
+        assert_eq!(offline_time(Some(1549861353656)), DateTime::from_timestamp_millis(1549861353656));
         assert_eq!(offline_time(Some(0)), None);
         assert_eq!(offline_time(Some(-5)), None);
         assert_eq!(offline_time(None), None);
@@ -139,31 +111,24 @@ mod tests {
     fn kind_precedence() {
         let base = r#""ts": "2024-01-01T00:00:00Z", "ms_played": 1"#;
         let kind = |extra: &str| convert(&format!("{{{base}, {extra}}}")).unwrap();
-        assert_eq!(kind(r#""spotify_episode_uri": "spotify:episode:e", "episode_name": "E", "episode_show_name": "S""#).kind, PlayKind::Episode);
+        assert_eq!(
+            kind(r#""spotify_episode_uri": "spotify:episode:e", "episode_name": "E", "episode_show_name": "S""#).kind,
+            PlayKind::Episode
+        );
         let book = kind(
             r#""audiobook_uri": "spotify:show:b", "audiobook_chapter_uri": "spotify:episode:c", "audiobook_title": "B""#,
         );
-        assert_eq!(
-            (book.kind, book.uri.as_deref()),
-            (PlayKind::Audiobook, Some("spotify:episode:c"))
-        );
-        let named =
-            kind(r#""master_metadata_track_name": "T", "master_metadata_album_artist_name": "A""#);
+        assert_eq!((book.kind, book.uri.as_deref()), (PlayKind::Audiobook, Some("spotify:episode:c")));
+        let named = kind(r#""master_metadata_track_name": "T", "master_metadata_album_artist_name": "A""#);
         assert_eq!((named.kind, named.uri), (PlayKind::Track, None));
-        assert_eq!(
-            kind(r#""master_metadata_track_name": "T""#).kind,
-            PlayKind::Unknown
-        );
+        assert_eq!(kind(r#""master_metadata_track_name": "T""#).kind, PlayKind::Unknown);
         assert_eq!(kind(r#""spotify_track_uri": """#).kind, PlayKind::Unknown);
     }
 
     #[test]
     fn bad_values_are_named() {
         assert_eq!(convert(r#"{"ms_played": 1}"#).unwrap_err(), "missing `ts`");
-        assert_eq!(
-            convert(r#"{"ts": "2024-01-01T00:00:00Z"}"#).unwrap_err(),
-            "missing `ms_played`"
-        );
+        assert_eq!(convert(r#"{"ts": "2024-01-01T00:00:00Z"}"#).unwrap_err(), "missing `ms_played`");
         assert_eq!(
             convert(r#"{"ts": "2024-01-01T00:00:00Z", "ms_played": -3}"#).unwrap_err(),
             "`ms_played` is negative (-3)"
@@ -172,8 +137,7 @@ mod tests {
             .unwrap_err()
             .starts_with("`ts` is not an RFC 3339 timestamp"));
         assert_eq!(
-            convert(r#"{"ts": "2024-01-01T00:00:00Z", "ms_played": 1, "shuffle": "yes"}"#)
-                .unwrap_err(),
+            convert(r#"{"ts": "2024-01-01T00:00:00Z", "ms_played": 1, "shuffle": "yes"}"#).unwrap_err(),
             "`shuffle` must be a boolean, found the string \"yes\""
         );
     }

@@ -218,19 +218,13 @@ pub fn parse_json_reader(
         });
     }
     let mut parser = FileParser::new(name, chunk_size.max(1), sink);
-    let result = stream::for_each_element(reader, stream::MAX_ELEMENT_BYTES, |index, element| {
-        parser.entry(index, element)
-    });
+    let result =
+        stream::for_each_element(reader, stream::MAX_ELEMENT_BYTES, |index, element| parser.entry(index, element));
     parser.finish(result, standalone)
 }
 
 fn import_error(file: &str, reason: String) -> Error {
-    Error::Import {
-        file: file.to_string(),
-        entry: None,
-        position: None,
-        reason,
-    }
+    Error::Import { file: file.to_string(), entry: None, position: None, reason }
 }
 
 /// Zip by magic number (local file header, or the end record of an empty zip), or by
@@ -239,9 +233,7 @@ fn looks_like_zip(path: &Path, file: &mut File) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
     let n = file.by_ref().take(4).read(&mut magic)?;
     file.rewind()?;
-    let named_zip = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let named_zip = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     Ok(named_zip || (n == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")))
 }
 
@@ -262,33 +254,22 @@ fn walk_dir(
         let path = entry.path();
         let display = path.display().to_string();
         let failed = |sink: &mut dyn FnMut(ParseEvent) -> bool, reason: String| {
-            sink(ParseEvent::FileFailed {
-                file: display.clone(),
-                error: import_error(&display, reason),
-            })
+            sink(ParseEvent::FileFailed { file: display.clone(), error: import_error(&display, reason) })
         };
         // Symbolic links to files are followed; to folders not (no cycles).
-        let is_dir = match entry.file_type() {
-            Ok(t) if t.is_symlink() => match fs::metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    let reason = "symbolic link to a folder, not followed".into();
-                    if !sink(ParseEvent::FileSkipped {
-                        file: display,
-                        reason,
-                    }) {
-                        return Ok(false);
-                    }
-                    continue;
+        let kind = entry.file_type().and_then(|t| match t.is_symlink() {
+            true => fs::metadata(&path).map(|m| (true, m.is_dir())),
+            false => Ok((false, t.is_dir())),
+        });
+        let is_dir = match kind {
+            Ok((symlink, is_dir)) if !(symlink && is_dir) => is_dir,
+            Ok(_) => {
+                let reason = "symbolic link to a folder, not followed".into();
+                if !sink(ParseEvent::FileSkipped { file: display, reason }) {
+                    return Ok(false);
                 }
-                Ok(_) => false,
-                Err(e) => {
-                    if !failed(sink, format!("cannot open: {e}")) {
-                        return Ok(false);
-                    }
-                    continue;
-                }
-            },
-            Ok(t) => t.is_dir(),
+                continue;
+            }
             Err(e) => {
                 if !failed(sink, format!("cannot open: {e}")) {
                     return Ok(false);
@@ -305,22 +286,14 @@ fn walk_dir(
         } else if lower.ends_with(".zip") || lower.ends_with(".json") {
             match File::open(&path) {
                 Err(e) => failed(sink, format!("cannot open: {e}")),
-                Ok(file) if lower.ends_with(".json") => {
-                    parse_json_reader(&display, file, chunk_size, false, sink)
-                }
+                Ok(file) if lower.ends_with(".json") => parse_json_reader(&display, file, chunk_size, false, sink),
                 Ok(file) => match archive::parse_zip(&display, file, limits, chunk_size, sink) {
                     Ok(go_on) => go_on,
-                    Err(error) => sink(ParseEvent::FileFailed {
-                        file: display,
-                        error,
-                    }),
+                    Err(error) => sink(ParseEvent::FileFailed { file: display, error }),
                 },
             }
         } else {
-            sink(ParseEvent::FileSkipped {
-                file: display,
-                reason: "not a JSON file".into(),
-            })
+            sink(ParseEvent::FileSkipped { file: display, reason: "not a JSON file".into() })
         };
         if !go_on {
             return Ok(false);
@@ -390,10 +363,7 @@ impl<'s> FileParser<'s> {
     /// Sends `FileStarted` and the entries held back until the format was known.
     fn start(&mut self, format: ExportFormat) -> bool {
         self.format = Some(format);
-        if !self.emit(ParseEvent::FileStarted {
-            file: self.name.to_string(),
-            format,
-        }) {
+        if !self.emit(ParseEvent::FileStarted { file: self.name.to_string(), format }) {
             return false;
         }
         let reason = match format {
@@ -401,10 +371,7 @@ impl<'s> FileParser<'s> {
             _ => "missing artistName",
         };
         for entry in std::mem::take(&mut self.undecided) {
-            self.rejected.push(Rejected {
-                entry,
-                reason: reason.into(),
-            });
+            self.rejected.push(Rejected { entry, reason: reason.into() });
             if !self.flush_if_full() {
                 return false;
             }
@@ -428,9 +395,7 @@ impl<'s> FileParser<'s> {
                 return Ok(Flow::Stop);
             }
             Element::Other(kind) => {
-                return Err(format!(
-                    "entry is {kind}, expected an object like the entries before it"
-                ))
+                return Err(format!("entry is {kind}, expected an object like the entries before it"))
             }
         };
         let shape = raw.shape();
@@ -469,17 +434,13 @@ impl<'s> FileParser<'s> {
         };
         if let Shape::Format(found) = shape {
             if found != format {
-                return Err(format!(
-                    "entry has the fields of {found}, but the file started as {format}"
-                ));
+                return Err(format!("entry has the fields of {found}, but the file started as {format}"));
             }
         }
         let row = match format {
             ExportFormat::ExtendedHistory => {
                 if shape == Shape::AccountNameless {
-                    return Err(format!(
-                        "entry has the fields of account data, but the file started as {format}"
-                    ));
+                    return Err(format!("entry has the fields of account data, but the file started as {format}"));
                 }
                 Row::Record(extended::to_record(*raw)?)
             }
@@ -488,10 +449,7 @@ impl<'s> FileParser<'s> {
         };
         match row {
             Row::Record(record) => self.records.push(record),
-            Row::Rejected(reason) => self.rejected.push(Rejected {
-                entry: index,
-                reason,
-            }),
+            Row::Rejected(reason) => self.rejected.push(Rejected { entry: index, reason }),
         }
         stop(self.flush_if_full())
     }
@@ -504,22 +462,11 @@ impl<'s> FileParser<'s> {
         let not_history = |this: &mut Self, why: String, entry: Option<u64>| {
             if standalone {
                 let reason = format!("not a Spotify streaming history file: {why}");
-                let error = Error::Import {
-                    file: this.name.to_string(),
-                    entry,
-                    position: None,
-                    reason,
-                };
-                this.emit(ParseEvent::FileFailed {
-                    file: this.name.to_string(),
-                    error,
-                })
+                let error = Error::Import { file: this.name.to_string(), entry, position: None, reason };
+                this.emit(ParseEvent::FileFailed { file: this.name.to_string(), error })
             } else {
                 let reason = format!("not a streaming history file ({why})");
-                this.emit(ParseEvent::FileSkipped {
-                    file: this.name.to_string(),
-                    reason,
-                })
+                this.emit(ParseEvent::FileSkipped { file: this.name.to_string(), reason })
             }
         };
         match result {
@@ -528,43 +475,25 @@ impl<'s> FileParser<'s> {
                 not_history(&mut self, why, Some(0))
             }
             Ok(Streamed::NotAnArray(kind)) if standalone => {
-                let reason =
-                    format!("expected a JSON array of streaming history entries, found {kind}");
-                let error = Error::Import {
-                    file: self.name.to_string(),
-                    entry: None,
-                    position: None,
-                    reason,
-                };
-                self.emit(ParseEvent::FileFailed {
-                    file: self.name.to_string(),
-                    error,
-                })
+                let reason = format!("expected a JSON array of streaming history entries, found {kind}");
+                let error = Error::Import { file: self.name.to_string(), entry: None, position: None, reason };
+                self.emit(ParseEvent::FileFailed { file: self.name.to_string(), error })
             }
-            Ok(Streamed::NotAnArray(kind)) => not_history(
-                &mut self,
-                format!("the top level is {kind}, not an array"),
-                None,
-            ),
+            Ok(Streamed::NotAnArray(kind)) => {
+                not_history(&mut self, format!("the top level is {kind}, not an array"), None)
+            }
             Ok(Streamed::Empty) => not_history(&mut self, "the file is empty".into(), None),
             Ok(Streamed::Finished { entries }) => {
                 if self.format.is_none() {
                     if self.undecided.is_empty() {
                         let reason = "empty: the JSON array holds no entries".into();
-                        return self.emit(ParseEvent::FileSkipped {
-                            file: self.name.to_string(),
-                            reason,
-                        });
+                        return self.emit(ParseEvent::FileSkipped { file: self.name.to_string(), reason });
                     }
                     if !self.start(ExportFormat::AccountMusic) {
                         return false;
                     }
                 }
-                self.flush()
-                    && self.emit(ParseEvent::FileFinished {
-                        file: self.name.to_string(),
-                        entries,
-                    })
+                self.flush() && self.emit(ParseEvent::FileFinished { file: self.name.to_string(), entries })
             }
             Err(e) => {
                 let error = Error::Import {
@@ -573,10 +502,7 @@ impl<'s> FileParser<'s> {
                     position: e.position,
                     reason: e.reason,
                 };
-                self.emit(ParseEvent::FileFailed {
-                    file: self.name.to_string(),
-                    error,
-                })
+                self.emit(ParseEvent::FileFailed { file: self.name.to_string(), error })
             }
         }
     }
@@ -625,8 +551,7 @@ mod tests {
     }
 
     fn music_row(artist: Option<&str>, track: &str) -> Value {
-        let mut row =
-            json!({"endTime": "2024-05-06 18:43", "trackName": track, "msPlayed": 185000});
+        let mut row = json!({"endTime": "2024-05-06 18:43", "trackName": track, "msPlayed": 185000});
         if let Some(artist) = artist {
             row["artistName"] = json!(artist);
         }
@@ -662,11 +587,7 @@ mod tests {
 
     // ---- running the parser -----------------------------------------------------------
 
-    fn run_paths(
-        paths: &[PathBuf],
-        limits: &ImportLimits,
-        chunk_size: usize,
-    ) -> (crate::Result<()>, Vec<ParseEvent>) {
+    fn run_paths(paths: &[PathBuf], limits: &ImportLimits, chunk_size: usize) -> (crate::Result<()>, Vec<ParseEvent>) {
         let mut events = Vec::new();
         let result = parse_inputs(paths, limits, chunk_size, &mut |e| {
             events.push(e);
@@ -677,16 +598,10 @@ mod tests {
 
     fn run_bytes(name: &str, bytes: &[u8], standalone: bool, chunk_size: usize) -> Vec<ParseEvent> {
         let mut events = Vec::new();
-        assert!(parse_json_reader(
-            name,
-            bytes,
-            chunk_size,
-            standalone,
-            &mut |e| {
-                events.push(e);
-                true
-            }
-        ));
+        assert!(parse_json_reader(name, bytes, chunk_size, standalone, &mut |e| {
+            events.push(e);
+            true
+        }));
         events
     }
 
@@ -703,17 +618,12 @@ mod tests {
             .iter()
             .map(|e| match e {
                 ParseEvent::FileStarted { file, format } => format!("started {file} ({format})"),
-                ParseEvent::Chunk {
-                    file,
-                    records,
-                    rejected,
-                } => format!("chunk {file} {}+{}", records.len(), rejected.len()),
+                ParseEvent::Chunk { file, records, rejected } => {
+                    format!("chunk {file} {}+{}", records.len(), rejected.len())
+                }
                 ParseEvent::FileFinished { file, entries } => format!("finished {file} {entries}"),
                 ParseEvent::FileFailed { file, error } => {
-                    assert!(
-                        matches!(error, Error::Import { file: f, .. } if f == file),
-                        "{error:?}"
-                    );
+                    assert!(matches!(error, Error::Import { file: f, .. } if f == file), "{error:?}");
                     format!("failed {error}")
                 }
                 ParseEvent::FileSkipped { file, reason } => format!("skipped {file}: {reason}"),
@@ -742,16 +652,9 @@ mod tests {
         let failures: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                ParseEvent::FileFailed {
-                    error:
-                        Error::Import {
-                            entry,
-                            position,
-                            reason,
-                            ..
-                        },
-                    ..
-                } => Some((*entry, *position, reason.clone())),
+                ParseEvent::FileFailed { error: Error::Import { entry, position, reason, .. }, .. } => {
+                    Some((*entry, *position, reason.clone()))
+                }
                 ParseEvent::FileFailed { error, .. } => panic!("not an import error: {error:?}"),
                 _ => None,
             })
@@ -768,12 +671,7 @@ mod tests {
 
     #[test]
     fn extended_history_old_and_new_namings() {
-        let events = run_bytes(
-            "endsong_0.json",
-            &array(&[old_row(0), new_row(1)]),
-            true,
-            100,
-        );
+        let events = run_bytes("endsong_0.json", &array(&[old_row(0), new_row(1)]), true, 100);
         assert_eq!(
             outline(&events),
             [
@@ -784,60 +682,29 @@ mod tests {
         );
         let recs = records(&events);
         let (old, new) = (&recs[0], &recs[1]);
+        assert_eq!(old.played_at, Utc.with_ymd_and_hms(2019, 2, 11, 5, 0, 33).unwrap());
+        assert_eq!((old.kind, old.origin, old.ms_played), (PlayKind::Track, PlayOrigin::ExtendedHistory, 213000));
+        assert_eq!(old.uri.as_deref(), Some("spotify:track:2dkcZ0o1qOuYMdiVjVs4TD"));
         assert_eq!(
-            old.played_at,
-            Utc.with_ymd_and_hms(2019, 2, 11, 5, 0, 33).unwrap()
-        );
-        assert_eq!(
-            (old.kind, old.origin, old.ms_played),
-            (PlayKind::Track, PlayOrigin::ExtendedHistory, 213000)
-        );
-        assert_eq!(
-            old.uri.as_deref(),
-            Some("spotify:track:2dkcZ0o1qOuYMdiVjVs4TD")
-        );
-        assert_eq!(
-            (
-                old.track_name.as_deref(),
-                old.artist_name.as_deref(),
-                old.album_name.as_deref()
-            ),
+            (old.track_name.as_deref(), old.artist_name.as_deref(), old.album_name.as_deref()),
             (Some("Idioteque"), Some("Radiohead"), Some("Kid A"))
         );
-        assert_eq!(
-            old.platform.as_deref(),
-            Some("Android OS 9 API 28 (samsung, SM-G960F)")
-        );
-        assert_eq!(
-            (old.conn_country.as_deref(), old.reason_start.as_deref()),
-            (Some("DE"), Some("trackdone"))
-        );
+        assert_eq!(old.platform.as_deref(), Some("Android OS 9 API 28 (samsung, SM-G960F)"));
+        assert_eq!((old.conn_country.as_deref(), old.reason_start.as_deref()), (Some("DE"), Some("trackdone")));
         assert_eq!(
             (old.shuffle, old.skipped, old.offline, old.incognito),
             (Some(false), None, Some(false), Some(false))
         );
+        assert_eq!(new.played_at, Utc.with_ymd_and_hms(2024, 11, 20, 21, 1, 10).unwrap());
         assert_eq!(
-            new.played_at,
-            Utc.with_ymd_and_hms(2024, 11, 20, 21, 1, 10).unwrap()
-        );
-        assert_eq!(
-            (
-                new.kind,
-                new.artist_name.as_deref(),
-                new.reason_end.as_deref()
-            ),
+            (new.kind, new.artist_name.as_deref(), new.reason_end.as_deref()),
             (PlayKind::Track, Some("Robyn"), Some("endplay"))
         );
         assert_eq!((new.shuffle, new.skipped), (Some(true), Some(true)));
         assert_eq!(new.audiobook_title, None);
         // Nothing identifying survives parsing.
         let all = format!("{recs:?}");
-        for secret in [
-            "secret-user",
-            "203.0.113.7",
-            "198.51.100.23",
-            "unknown-agent",
-        ] {
+        for secret in ["secret-user", "203.0.113.7", "198.51.100.23", "unknown-agent"] {
             assert!(!all.contains(secret), "{secret} leaked");
         }
     }
@@ -872,56 +739,33 @@ mod tests {
         assert_eq!(recs[0].kind, PlayKind::Episode);
         assert_eq!(recs[0].uri.as_deref(), Some("spotify:episode:5abc"));
         assert_eq!(
-            (
-                recs[0].episode_name.as_deref(),
-                recs[0].show_name.as_deref()
-            ),
+            (recs[0].episode_name.as_deref(), recs[0].show_name.as_deref()),
             (Some("Episode 12: Heat"), Some("Science Hour"))
         );
         assert_eq!(recs[0].track_name, None);
         assert_eq!(recs[1].kind, PlayKind::Audiobook);
         assert_eq!(recs[1].uri.as_deref(), Some("spotify:episode:ch1"));
         assert_eq!(
-            (
-                recs[1].audiobook_title.as_deref(),
-                recs[1].audiobook_uri.as_deref()
-            ),
+            (recs[1].audiobook_title.as_deref(), recs[1].audiobook_uri.as_deref()),
             (Some("Dune"), Some("spotify:show:dune"))
         );
-        assert_eq!(
-            recs[1].audiobook_chapter_title.as_deref(),
-            Some("Chapter 1")
-        );
+        assert_eq!(recs[1].audiobook_chapter_title.as_deref(), Some("Chapter 1"));
         assert_eq!(recs[2].kind, PlayKind::Unknown);
-        assert_eq!(
-            (
-                recs[2].uri.as_ref(),
-                recs[2].platform.as_ref(),
-                recs[2].shuffle
-            ),
-            (None, None, None)
-        );
+        assert_eq!((recs[2].uri.as_ref(), recs[2].platform.as_ref(), recs[2].shuffle), (None, None, None));
     }
 
     #[test]
     fn offline_timestamp_in_seconds_milliseconds_or_zero() {
-        let rows: Vec<Value> = [
-            json!(1699136230),
-            json!(1549861353656_i64),
-            json!(0),
-            Value::Null,
-        ]
-        .into_iter()
-        .map(|t| {
-            let mut row = new_row(0);
-            row["offline_timestamp"] = t;
-            row
-        })
-        .collect();
-        let got: Vec<_> = records(&run_bytes("h.json", &array(&rows), true, 10))
+        let rows: Vec<Value> = [json!(1699136230), json!(1549861353656_i64), json!(0), Value::Null]
             .into_iter()
-            .map(|r| r.offline_timestamp)
+            .map(|t| {
+                let mut row = new_row(0);
+                row["offline_timestamp"] = t;
+                row
+            })
             .collect();
+        let got: Vec<_> =
+            records(&run_bytes("h.json", &array(&rows), true, 10)).into_iter().map(|r| r.offline_timestamp).collect();
         assert_eq!(
             got,
             [
@@ -935,11 +779,8 @@ mod tests {
 
     #[test]
     fn account_music_rows_without_artist_are_rejected_not_fatal() {
-        let rows = [
-            music_row(Some("Björk"), "Jóga"),
-            music_row(None, "Untitled"),
-            music_row(Some("Sigur Rós"), "Hoppípolla"),
-        ];
+        let rows =
+            [music_row(Some("Björk"), "Jóga"), music_row(None, "Untitled"), music_row(Some("Sigur Rós"), "Hoppípolla")];
         let events = run_bytes("StreamingHistory_music_0.json", &array(&rows), true, 100);
         assert_eq!(
             outline(&events),
@@ -949,28 +790,12 @@ mod tests {
                 "finished StreamingHistory_music_0.json 3"
             ]
         );
-        assert_eq!(
-            rejected(&events),
-            [Rejected {
-                entry: 1,
-                reason: "missing artistName".into()
-            }]
-        );
+        assert_eq!(rejected(&events), [Rejected { entry: 1, reason: "missing artistName".into() }]);
         let recs = records(&events);
+        assert_eq!((recs[0].kind, recs[0].origin), (PlayKind::Track, PlayOrigin::AccountData));
+        assert_eq!(recs[0].played_at, Utc.with_ymd_and_hms(2024, 5, 6, 18, 43, 0).unwrap());
         assert_eq!(
-            (recs[0].kind, recs[0].origin),
-            (PlayKind::Track, PlayOrigin::AccountData)
-        );
-        assert_eq!(
-            recs[0].played_at,
-            Utc.with_ymd_and_hms(2024, 5, 6, 18, 43, 0).unwrap()
-        );
-        assert_eq!(
-            (
-                recs[1].artist_name.as_deref(),
-                recs[1].track_name.as_deref(),
-                recs[1].ms_played
-            ),
+            (recs[1].artist_name.as_deref(), recs[1].track_name.as_deref(), recs[1].ms_played),
             (Some("Sigur Rós"), Some("Hoppípolla"), 185000)
         );
     }
@@ -986,50 +811,26 @@ mod tests {
         let recs = records(&events);
         assert_eq!(recs.len(), 1);
         assert_eq!(
-            (
-                recs[0].kind,
-                recs[0].show_name.as_deref(),
-                recs[0].episode_name.as_deref()
-            ),
+            (recs[0].kind, recs[0].show_name.as_deref(), recs[0].episode_name.as_deref()),
             (PlayKind::Episode, Some("The Daily"), Some("Tuesday"))
         );
-        assert_eq!(
-            rejected(&events),
-            [Rejected {
-                entry: 1,
-                reason: "missing episodeName".into()
-            }]
-        );
+        assert_eq!(rejected(&events), [Rejected { entry: 1, reason: "missing episodeName".into() }]);
     }
 
     #[test]
     fn account_rows_without_names_wait_for_the_format() {
         let nameless = json!({"endTime": "2025-07-01 10:00", "msPlayed": 1000});
         let podcast = json!({"endTime": "2025-07-01 11:00", "podcastName": "P", "episodeName": "E", "msPlayed": 1000});
-        let events = run_bytes(
-            "x.json",
-            &array(&[nameless.clone(), nameless.clone(), podcast]),
-            true,
-            100,
-        );
+        let events = run_bytes("x.json", &array(&[nameless.clone(), nameless.clone(), podcast]), true, 100);
+        assert_eq!(outline(&events)[0], "started x.json (account data streaming history (podcasts))");
         assert_eq!(
-            outline(&events)[0],
-            "started x.json (account data streaming history (podcasts))"
-        );
-        assert_eq!(
-            rejected(&events)
-                .iter()
-                .map(|r| (r.entry, r.reason.as_str()))
-                .collect::<Vec<_>>(),
+            rejected(&events).iter().map(|r| (r.entry, r.reason.as_str())).collect::<Vec<_>>(),
             [(0, "missing podcastName"), (1, "missing podcastName")]
         );
         assert_eq!(records(&events).len(), 1);
         // Only nameless rows: music is assumed.
         let events = run_bytes("y.json", &array(&[nameless]), true, 100);
-        assert_eq!(
-            outline(&events)[0],
-            "started y.json (account data streaming history (music))"
-        );
+        assert_eq!(outline(&events)[0], "started y.json (account data streaming history (music))");
         assert_eq!(rejected(&events)[0].reason, "missing artistName");
         assert_eq!(last(&events), "finished y.json 1");
     }
@@ -1044,10 +845,7 @@ mod tests {
         let (entry, _, reason) = failure(&run_bytes("h.json", &array(&rows), true, 100));
         assert_eq!(
             (entry, reason.as_str()),
-            (
-                Some(1),
-                "entry is a number, expected an object like the entries before it"
-            )
+            (Some(1), "entry is a number, expected an object like the entries before it")
         );
     }
 
@@ -1055,12 +853,7 @@ mod tests {
 
     #[test]
     fn video_history_is_skipped_by_name() {
-        let events = run_bytes(
-            "dir/Streaming_History_Video_2019-2024.json",
-            &array(&[old_row(0)]),
-            true,
-            10,
-        );
+        let events = run_bytes("dir/Streaming_History_Video_2019-2024.json", &array(&[old_row(0)]), true, 10);
         assert_eq!(
             outline(&events),
             ["skipped dir/Streaming_History_Video_2019-2024.json: video history is not imported"]
@@ -1069,13 +862,9 @@ mod tests {
 
     #[test]
     fn non_history_json_is_skipped_inside_an_export_but_fails_on_its_own() {
-        let library = br#"{"tracks": [{"artist": "a", "album": "b", "track": "c", "uri": "spotify:track:x"}], "albums": []}"#;
-        let events = run_bytes(
-            "a.zip!Spotify Account Data/YourLibrary.json",
-            library,
-            false,
-            10,
-        );
+        let library =
+            br#"{"tracks": [{"artist": "a", "album": "b", "track": "c", "uri": "spotify:track:x"}], "albums": []}"#;
+        let events = run_bytes("a.zip!Spotify Account Data/YourLibrary.json", library, false, 10);
         assert_eq!(
             outline(&events),
             ["skipped a.zip!Spotify Account Data/YourLibrary.json: not a streaming history file (the top level is an object, not an array)"]
@@ -1084,28 +873,23 @@ mod tests {
         let (entry, _, reason) = failure(&events);
         assert_eq!(
             (entry, reason.as_str()),
-            (
-                None,
-                "expected a JSON array of streaming history entries, found an object"
-            )
+            (None, "expected a JSON array of streaming history entries, found an object")
         );
 
         let marquee = br#"[{"artistName": "Robyn", "segment": "Light listeners"}]"#;
-        assert!(
-            last(&run_bytes("Marquee.json", marquee, false, 10)).starts_with(
-                "skipped Marquee.json: not a streaming history file (its first entry has neither"
-            )
-        );
+        assert!(last(&run_bytes("Marquee.json", marquee, false, 10))
+            .starts_with("skipped Marquee.json: not a streaming history file (its first entry has neither"));
         let (entry, _, reason) = failure(&run_bytes("Marquee.json", marquee, true, 10));
         assert_eq!(entry, Some(0));
         assert!(
-            reason.starts_with(
-                "not a Spotify streaming history file: its first entry has neither `ts`"
-            ),
+            reason.starts_with("not a Spotify streaming history file: its first entry has neither `ts`"),
             "{reason}"
         );
 
-        assert_eq!(last(&run_bytes("strings.json", br#"["a", "b"]"#, false, 10)), "skipped strings.json: not a streaming history file (its first entry is a string, not an object)");
+        assert_eq!(
+            last(&run_bytes("strings.json", br#"["a", "b"]"#, false, 10)),
+            "skipped strings.json: not a streaming history file (its first entry is a string, not an object)"
+        );
         assert_eq!(
             last(&run_bytes("empty.json", b"", false, 10)),
             "skipped empty.json: not a streaming history file (the file is empty)"
@@ -1137,31 +921,16 @@ mod tests {
         assert_eq!(position.map(|p| p.0), Some(5), "entry 3 is on line 5");
         assert_eq!(reason, "malformed JSON: key must be a string");
         // The chunk of entries 0-1 went out before; the failure ends the file.
-        assert!(
-            last(&events).starts_with("failed endsong_1.json (entry 3, line 5, column "),
-            "{}",
-            last(&events)
-        );
+        assert!(last(&events).starts_with("failed endsong_1.json (entry 3, line 5, column "), "{}", last(&events));
     }
 
     #[test]
     fn a_field_of_the_wrong_type_is_fatal_and_named() {
         let mut bad = old_row(1);
         bad["ms_played"] = json!("abc");
-        let events = run_bytes(
-            "h.json",
-            &lines(&compact([old_row(0), bad, old_row(2)])),
-            true,
-            10,
-        );
+        let events = run_bytes("h.json", &lines(&compact([old_row(0), bad, old_row(2)])), true, 10);
         let (entry, position, reason) = failure(&events);
-        assert_eq!(
-            (entry, reason.as_str()),
-            (
-                Some(1),
-                "`ms_played` must be an integer, found the string \"abc\""
-            )
-        );
+        assert_eq!((entry, reason.as_str()), (Some(1), "`ms_played` must be an integer, found the string \"abc\""));
         assert_eq!(position.map(|p| p.0), Some(3));
         assert!(records(&events).is_empty(), "no chunk was full yet");
     }
@@ -1174,35 +943,26 @@ mod tests {
             failure(&run_bytes("h.json", &array(&[new_row(0), row]), true, 10))
         };
         assert_eq!(case(&|r| r["ts"] = json!("2024-13-45 25:00")).0, Some(1));
-        assert!(case(&|r| r["ts"] = json!("2024-13-45 25:00"))
-            .2
-            .starts_with("`ts` is not an RFC 3339 timestamp"));
-        assert_eq!(
-            case(&|r| r["ms_played"] = json!(-1)).2,
-            "`ms_played` is negative (-1)"
-        );
+        assert!(case(&|r| r["ts"] = json!("2024-13-45 25:00")).2.starts_with("`ts` is not an RFC 3339 timestamp"));
+        assert_eq!(case(&|r| r["ms_played"] = json!(-1)).2, "`ms_played` is negative (-1)");
         assert_eq!(case(&|r| r["ts"] = Value::Null).2, "`ts` is null");
-        assert_eq!(
-            case(&|r| drop(r.as_object_mut().unwrap().remove("ms_played"))).2,
-            "missing `ms_played`"
-        );
+        assert_eq!(case(&|r| drop(r.as_object_mut().unwrap().remove("ms_played"))).2, "missing `ms_played`");
         let rows = [
             music_row(Some("a"), "t"),
             json!({"endTime": "2024-05-06", "artistName": "a", "trackName": "t", "msPlayed": 1}),
         ];
         let (entry, _, reason) = failure(&run_bytes("m.json", &array(&rows), true, 10));
         assert_eq!(entry, Some(1));
-        assert!(
-            reason.starts_with("`endTime` is not a time like"),
-            "{reason}"
-        );
+        assert!(reason.starts_with("`endTime` is not a time like"), "{reason}");
     }
 
     #[test]
     fn non_utf8_bytes_are_reported_as_such() {
         let mut bytes = lines(&compact([old_row(0)]));
         bytes.truncate(bytes.len() - 3);
-        bytes.extend_from_slice(b",\n{\"ts\": \"2019-02-11T05:02:33Z\", \"ms_played\": 1, \"master_metadata_track_name\": \"Caf\xE9\"}\n]");
+        bytes.extend_from_slice(
+            b",\n{\"ts\": \"2019-02-11T05:02:33Z\", \"ms_played\": 1, \"master_metadata_track_name\": \"Caf\xE9\"}\n]",
+        );
         let (entry, position, reason) = failure(&run_bytes("latin1.json", &bytes, true, 10));
         assert_eq!(entry, Some(1));
         assert!(reason.starts_with("the file is not UTF-8 JSON"), "{reason}");
@@ -1216,27 +976,18 @@ mod tests {
         let events = run_bytes("cut.json", cut, true, 10);
         let (entry, _, reason) = failure(&events);
         assert_eq!(entry, Some(2));
-        assert!(
-            reason.starts_with("unexpected end of file, the JSON is truncated"),
-            "{reason}"
-        );
+        assert!(reason.starts_with("unexpected end of file, the JSON is truncated"), "{reason}");
         // Cut right after a comma: the entry that should follow.
         let text = String::from_utf8(full).unwrap();
         let cut = &text[..text.find("},\n").unwrap() + 2];
-        assert_eq!(
-            failure(&run_bytes("cut.json", cut.as_bytes(), true, 10)).0,
-            Some(1)
-        );
+        assert_eq!(failure(&run_bytes("cut.json", cut.as_bytes(), true, 10)).0, Some(1));
     }
 
     #[test]
     fn a_leading_bom_is_skipped() {
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
         bytes.extend(array(&[old_row(0)]));
-        assert_eq!(
-            last(&run_bytes("bom.json", &bytes, true, 10)),
-            "finished bom.json 1"
-        );
+        assert_eq!(last(&run_bytes("bom.json", &bytes, true, 10)), "finished bom.json 1");
     }
 
     #[test]
@@ -1254,11 +1005,7 @@ mod tests {
             ]
         );
         let ms: Vec<i64> = records(&events).iter().map(|r| r.ms_played).collect();
-        assert_eq!(
-            ms,
-            [213000, 213001, 213002, 213003, 213004],
-            "in file order"
-        );
+        assert_eq!(ms, [213000, 213001, 213002, 213003, 213004], "in file order");
     }
 
     #[test]
@@ -1274,12 +1021,7 @@ mod tests {
             go_on
         });
         assert!(result.is_ok());
-        assert_eq!(
-            outline(&seen).len(),
-            2,
-            "started, then the first chunk: {:?}",
-            outline(&seen)
-        );
+        assert_eq!(outline(&seen).len(), 2, "started, then the first chunk: {:?}", outline(&seen));
     }
 
     // ---- paths, folders, zips ---------------------------------------------------------
@@ -1295,25 +1037,13 @@ mod tests {
         let bytes = zip_of(
             &[
                 (&format!("{ext}/"), b""),
-                (
-                    &format!("{ext}/Streaming_History_Video_2019-2024.json"),
-                    &video,
-                ),
-                (
-                    &format!("{ext}/Streaming_History_Audio_2019-2024_0.json"),
-                    &audio,
-                ),
-                (
-                    &format!("{ext}/ReadMeFirst_ExtendedStreamingHistory.pdf"),
-                    b"%PDF-1.4",
-                ),
+                (&format!("{ext}/Streaming_History_Video_2019-2024.json"), &video),
+                (&format!("{ext}/Streaming_History_Audio_2019-2024_0.json"), &audio),
+                (&format!("{ext}/ReadMeFirst_ExtendedStreamingHistory.pdf"), b"%PDF-1.4"),
                 ("Spotify Account Data/YourLibrary.json", library),
                 ("Spotify Account Data/StreamingHistory_music_0.json", &music),
                 ("Spotify Account Data/nested.zip", b"PK\x05\x06"),
-                (
-                    "__MACOSX/Spotify Account Data/._StreamingHistory_music_0.json",
-                    b"\x00\x05\x16\x07",
-                ),
+                ("__MACOSX/Spotify Account Data/._StreamingHistory_music_0.json", b"\x00\x05\x16\x07"),
                 ("Spotify Account Data/.DS_Store", b"\x00"),
             ],
             CompressionMethod::Deflated,
@@ -1347,31 +1077,19 @@ mod tests {
         write(&root, "a/endsong_0.json", &array(&[old_row(0)]));
         write(&root, "a/ReadMe.pdf", b"%PDF");
         write(&root, ".hidden.json", b"not json");
-        write(
-            &root,
-            "c.zip",
-            &zip_of(
-                &[("x/endsong_2.json", &array(&[old_row(2)]))],
-                CompressionMethod::Stored,
-            ),
-        );
+        write(&root, "c.zip", &zip_of(&[("x/endsong_2.json", &array(&[old_row(2)]))], CompressionMethod::Stored));
         write(&root, "d.zip", b"PK\x03\x04 this is not really a zip");
-        let (result, events) =
-            run_paths(std::slice::from_ref(&root), &ImportLimits::default(), 100);
+        let (result, events) = run_paths(std::slice::from_ref(&root), &ImportLimits::default(), 100);
         result.unwrap();
         let r = root.display();
-        let got: Vec<String> = outline(&events)
-            .into_iter()
-            .filter(|l| !l.starts_with("chunk") && !l.starts_with("started"))
-            .collect();
+        let got: Vec<String> =
+            outline(&events).into_iter().filter(|l| !l.starts_with("chunk") && !l.starts_with("started")).collect();
         assert_eq!(got[0], format!("skipped {r}/a/ReadMe.pdf: not a JSON file"));
         assert_eq!(got[1], format!("finished {r}/a/endsong_0.json 1"));
         assert_eq!(got[2], format!("finished {r}/b/endsong_1.json 1"));
         assert_eq!(got[3], format!("finished {r}/c.zip!x/endsong_2.json 1"));
         assert!(
-            got[4].starts_with(&format!(
-                "failed {r}/d.zip: not a readable zip archive (truncated or corrupt?)"
-            )),
+            got[4].starts_with(&format!("failed {r}/d.zip: not a readable zip archive (truncated or corrupt?)")),
             "{}",
             got[4]
         );
@@ -1382,8 +1100,7 @@ mod tests {
     fn inputs_that_cannot_be_opened_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.json");
-        let (result, events) =
-            run_paths(std::slice::from_ref(&missing), &ImportLimits::default(), 10);
+        let (result, events) = run_paths(std::slice::from_ref(&missing), &ImportLimits::default(), 10);
         let err = result.unwrap_err();
         assert!(
             matches!(&err, Error::Import { file, reason, .. } if *file == missing.display().to_string() && reason.starts_with("cannot open")),
@@ -1391,17 +1108,11 @@ mod tests {
         );
         assert!(events.is_empty());
 
-        let bytes = zip_of(
-            &[("endsong_0.json", &array(&[old_row(0)]))],
-            CompressionMethod::Deflated,
-        );
+        let bytes = zip_of(&[("endsong_0.json", &array(&[old_row(0)]))], CompressionMethod::Deflated);
         let truncated = write(dir.path(), "truncated.zip", &bytes[..bytes.len() - 30]);
-        let err = run_paths(&[truncated], &ImportLimits::default(), 10)
-            .0
-            .unwrap_err();
+        let err = run_paths(&[truncated], &ImportLimits::default(), 10).0.unwrap_err();
         assert!(
-            err.to_string()
-                .contains("truncated.zip: not a readable zip archive (truncated or corrupt?): "),
+            err.to_string().contains("truncated.zip: not a readable zip archive (truncated or corrupt?): "),
             "{err}"
         );
     }
@@ -1420,15 +1131,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let names: Vec<String> = (0..4).map(|i| format!("f{i}.json")).collect();
         let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"[]"[..])).collect();
-        let zip = write(
-            dir.path(),
-            "many.zip",
-            &zip_of(&entries, CompressionMethod::Stored),
-        );
-        let limits = ImportLimits {
-            max_zip_entries: 3,
-            ..ImportLimits::default()
-        };
+        let zip = write(dir.path(), "many.zip", &zip_of(&entries, CompressionMethod::Stored));
+        let limits = ImportLimits { max_zip_entries: 3, ..ImportLimits::default() };
         let (result, events) = run_paths(&[zip], &limits, 10);
         assert!(result
             .unwrap_err()
@@ -1440,11 +1144,7 @@ mod tests {
     /// `[` + `fill` bytes of spaces + `]`, deflated, without holding it all in memory.
     fn spaces_zip(name: &str, fill: usize) -> Vec<u8> {
         let mut w = ZipWriter::new(Cursor::new(Vec::new()));
-        w.start_file(
-            name,
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated),
-        )
-        .unwrap();
+        w.start_file(name, SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)).unwrap();
         w.write_all(b"[").unwrap();
         let block = vec![b' '; 1 << 20];
         for _ in 0..fill / block.len() {
@@ -1462,24 +1162,15 @@ mod tests {
         result.unwrap();
         let (entry, _, reason) = failure(&events);
         assert_eq!(entry, None);
-        assert!(
-            reason.starts_with("entry declares a compression ratio of "),
-            "{reason}"
-        );
-        assert!(
-            reason.ends_with("more than the limit of 200:1 (possible zip bomb)"),
-            "{reason}"
-        );
+        assert!(reason.starts_with("entry declares a compression ratio of "), "{reason}");
+        assert!(reason.ends_with("more than the limit of 200:1 (possible zip bomb)"), "{reason}");
         // Its declared size alone can be too much as well.
-        let limits = ImportLimits {
-            max_entry_bytes: 10 << 20,
-            max_compression_ratio: u64::MAX,
-            ..ImportLimits::default()
-        };
+        let limits =
+            ImportLimits { max_entry_bytes: 10 << 20, max_compression_ratio: u64::MAX, ..ImportLimits::default() };
         let (_, events) = run_paths(&[dir.path().join("bomb.zip")], &limits, 10);
-        assert!(failure(&events).2.starts_with(
-            "entry declares 52428802 bytes uncompressed, more than the limit of 10485760"
-        ));
+        assert!(failure(&events)
+            .2
+            .starts_with("entry declares 52428802 bytes uncompressed, more than the limit of 10485760"));
     }
 
     /// Rewrites the uncompressed size of the (single) entry in its local header and in
@@ -1498,11 +1189,8 @@ mod tests {
         // Real rows, separated by runs of spaces: well-formed, and compressing ~1000:1.
         let row = old_row(0).to_string();
         let mut w = ZipWriter::new(Cursor::new(Vec::new()));
-        w.start_file(
-            "endsong_0.json",
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated),
-        )
-        .unwrap();
+        w.start_file("endsong_0.json", SimpleFileOptions::default().compression_method(CompressionMethod::Deflated))
+            .unwrap();
         w.write_all(b"[").unwrap();
         let gap = vec![b' '; 500_000];
         for _ in 0..40 {
@@ -1516,37 +1204,23 @@ mod tests {
         let zip = write(dir.path(), "liar.zip", &lie_about_size(honest, 1000));
 
         // The ratio is enforced on what is actually read.
-        let (result, events) =
-            run_paths(std::slice::from_ref(&zip), &ImportLimits::default(), 1000);
+        let (result, events) = run_paths(std::slice::from_ref(&zip), &ImportLimits::default(), 1000);
         result.unwrap();
         let (entry, _, reason) = failure(&events);
         assert!(entry.unwrap() > 0, "some rows were read before");
-        assert_eq!(
-            reason,
-            "entry expands to more than 200 times its compressed size (possible zip bomb)"
-        );
+        assert_eq!(reason, "entry expands to more than 200 times its compressed size (possible zip bomb)");
         // And so is the entry limit.
-        let limits = ImportLimits {
-            max_entry_bytes: 3 << 20,
-            max_compression_ratio: u64::MAX,
-            ..ImportLimits::default()
-        };
+        let limits =
+            ImportLimits { max_entry_bytes: 3 << 20, max_compression_ratio: u64::MAX, ..ImportLimits::default() };
         let (_, events) = run_paths(std::slice::from_ref(&zip), &limits, 1000);
         assert_eq!(
             failure(&events).2,
             "entry is larger than the limit of 3145728 bytes uncompressed (possible zip bomb)"
         );
         // Within limits, the lie does not matter (the CRC is right).
-        let limits = ImportLimits {
-            max_compression_ratio: u64::MAX,
-            ..ImportLimits::default()
-        };
+        let limits = ImportLimits { max_compression_ratio: u64::MAX, ..ImportLimits::default() };
         let (_, events) = run_paths(&[zip], &limits, 1000);
-        assert!(
-            last(&events).ends_with("liar.zip!endsong_0.json 41"),
-            "{}",
-            last(&events)
-        );
+        assert!(last(&events).ends_with("liar.zip!endsong_0.json 41"), "{}", last(&events));
     }
 
     #[test]
@@ -1555,37 +1229,28 @@ mod tests {
         let file = array(&[old_row(0)]);
         assert!(file.len() > 600 && file.len() < 1000);
         let bytes = zip_of(
-            &[
-                ("a.json", &file),
-                ("b.json", &file),
-                ("c.json", &file),
-                ("d.pdf", b"x"),
-            ],
+            &[("a.json", &file), ("b.json", &file), ("c.json", &file), ("d.pdf", b"x")],
             CompressionMethod::Deflated,
         );
         let zip = write(dir.path(), "t.zip", &bytes);
-        let limits = ImportLimits {
-            max_total_bytes: 1500,
-            ..ImportLimits::default()
-        };
+        let limits = ImportLimits { max_total_bytes: 1500, ..ImportLimits::default() };
         let (result, events) = run_paths(std::slice::from_ref(&zip), &limits, 10);
         result.unwrap();
         let z = zip.display();
         let got = outline(&events);
         assert_eq!(got[2], format!("finished {z}!a.json 1"));
+        assert!(got[3].starts_with(&format!("failed {z}!b.json (entry 0, line ")), "{}", got[3]);
         assert!(
-            got[3].starts_with(&format!("failed {z}!b.json (entry 0, line ")),
+            got[3].ends_with(": zip exceeds total uncompressed limit of 1500 bytes (possible zip bomb)"),
             "{}",
             got[3]
         );
-        assert!(
-            got[3].ends_with(
-                ": zip exceeds total uncompressed limit of 1500 bytes (possible zip bomb)"
-            ),
-            "{}",
-            got[3]
+        assert_eq!(
+            got[4],
+            format!(
+                "failed {z}!c.json: not read: zip exceeds total uncompressed limit of 1500 bytes (possible zip bomb)"
+            )
         );
-        assert_eq!(got[4], format!("failed {z}!c.json: not read: zip exceeds total uncompressed limit of 1500 bytes (possible zip bomb)"));
         assert_eq!(got[5], format!("skipped {z}!d.pdf: not a JSON file"));
     }
 
@@ -1593,10 +1258,7 @@ mod tests {
     fn a_corrupt_entry_fails_only_that_entry() {
         let dir = tempfile::tempdir().unwrap();
         let good = array(&[old_row(0)]);
-        let mut bytes = zip_of(
-            &[("a.json", &good), ("b.json", &good)],
-            CompressionMethod::Stored,
-        );
+        let mut bytes = zip_of(&[("a.json", &good), ("b.json", &good)], CompressionMethod::Stored);
         // Change a letter inside the first entry's data: still JSON, but the CRC fails.
         let at = bytes.windows(9).position(|w| w == b"Idioteque").unwrap();
         bytes[at] = b'X';
@@ -1604,40 +1266,7 @@ mod tests {
         let (result, events) = run_paths(std::slice::from_ref(&zip), &ImportLimits::default(), 10);
         result.unwrap();
         let (entry, _, reason) = failure(&events);
-        assert_eq!(
-            (entry, reason.as_str()),
-            (Some(1), "corrupt zip entry: Invalid checksum")
-        );
+        assert_eq!((entry, reason.as_str()), (Some(1), "corrupt zip entry: Invalid checksum"));
         assert!(last(&events).ends_with("crc.zip!b.json 1"));
-    }
-}
-
-#[cfg(test)]
-mod perf_tmp {
-    #[test]
-    #[ignore]
-    fn perf_tmp() {
-        let mut rows = Vec::new();
-        for i in 0..30_000 {
-            rows.push(serde_json::json!({
-                "ts": format!("2019-02-11T05:{:02}:33Z", i % 60), "username": "secret-user",
-                "platform": "Android OS 9 API 28 (samsung, SM-G960F)", "ms_played": 213000 + i,
-                "conn_country": "DE", "ip_addr_decrypted": "203.0.113.7", "user_agent_decrypted": "unknown-agent",
-                "master_metadata_track_name": "Idioteque", "master_metadata_album_artist_name": "Radiohead",
-                "master_metadata_album_album_name": "Kid A", "spotify_track_uri": "spotify:track:2dkcZ0o1qOuYMdiVjVs4TD",
-                "episode_name": null, "episode_show_name": null, "spotify_episode_uri": null,
-                "reason_start": "trackdone", "reason_end": "trackdone", "shuffle": false, "skipped": null,
-                "offline": false, "offline_timestamp": 1549861353656_i64, "incognito_mode": false
-            }));
-        }
-        let bytes = serde_json::to_vec_pretty(&rows).unwrap();
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        super::parse_json_reader("x.json", &bytes[..], 5000, true, &mut |e| {
-            if let super::ParseEvent::Chunk { records, .. } = e { n += records.len() }
-            true
-        });
-        let el = t.elapsed();
-        eprintln!("{} MB, {n} records in {:?} = {:.0} MB/s", bytes.len() / 1_000_000, el, bytes.len() as f64 / 1e6 / el.as_secs_f64());
     }
 }

@@ -41,9 +41,7 @@ impl<T: Scalar> Field<T> {
         match self {
             Field::Absent | Field::Null => Ok(None),
             Field::Value(v) => Ok(Some(v)),
-            Field::Invalid(found) => {
-                Err(format!("`{name}` must be {}, found {found}", T::EXPECTED))
-            }
+            Field::Invalid(found) => Err(format!("`{name}` must be {}, found {found}", T::EXPECTED)),
         }
     }
 
@@ -264,8 +262,7 @@ impl<'de> Visitor<'de> for ElementVisitor {
         f.write_str("a JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
-        RawEntry::deserialize(de::value::MapAccessDeserializer::new(map))
-            .map(|r| Element::Object(Box::new(r)))
+        RawEntry::deserialize(de::value::MapAccessDeserializer::new(map)).map(|r| Element::Object(Box::new(r)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -310,8 +307,7 @@ mod tests {
 
     #[test]
     fn fields_distinguish_absent_null_value_and_wrong_type() {
-        let r =
-            raw(r#"{"ts": null, "ms_played": "abc", "shuffle": [1, {"a": 2}], "platform": "ios"}"#);
+        let r = raw(r#"{"ts": null, "ms_played": "abc", "shuffle": [1, {"a": 2}], "platform": "ios"}"#);
         assert_eq!(r.ts, Field::Null);
         assert_eq!(r.conn_country, Field::Absent);
         assert_eq!(r.platform, Field::Value("ios".into()));
@@ -334,10 +330,7 @@ mod tests {
 
     #[test]
     fn shapes_are_recognised_by_keys() {
-        assert_eq!(
-            raw(r#"{"ts": null, "ms_played": null}"#).shape(),
-            Shape::Format(ExportFormat::ExtendedHistory)
-        );
+        assert_eq!(raw(r#"{"ts": null, "ms_played": null}"#).shape(), Shape::Format(ExportFormat::ExtendedHistory));
         assert_eq!(
             raw(r#"{"endTime": "x", "msPlayed": 1, "trackName": null}"#).shape(),
             Shape::Format(ExportFormat::AccountMusic)
@@ -346,14 +339,8 @@ mod tests {
             raw(r#"{"endTime": "x", "msPlayed": 1, "podcastName": "p"}"#).shape(),
             Shape::Format(ExportFormat::AccountPodcast)
         );
-        assert_eq!(
-            raw(r#"{"endTime": "x", "msPlayed": 1}"#).shape(),
-            Shape::AccountNameless
-        );
-        assert_eq!(
-            raw(r#"{"artistName": "x", "segment": "y"}"#).shape(),
-            Shape::Unknown
-        );
+        assert_eq!(raw(r#"{"endTime": "x", "msPlayed": 1}"#).shape(), Shape::AccountNameless);
+        assert_eq!(raw(r#"{"artistName": "x", "segment": "y"}"#).shape(), Shape::Unknown);
     }
 
     #[test]

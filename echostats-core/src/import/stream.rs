@@ -7,8 +7,7 @@
 //! file cannot make one element hold gigabytes either.
 
 use serde::de::{
-    self, value, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess,
-    SeqAccess, Visitor,
+    self, value, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::error::Category;
 use std::cell::Cell;
@@ -87,10 +86,7 @@ impl ReadError {
 
 /// The message for an I/O error: a [`ReadError`] as is, others prefixed.
 pub(crate) fn io_reason(e: &io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<ReadError>())
-    {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<ReadError>()) {
         Some(ReadError(message)) => message.clone(),
         None => format!("read error: {e}"),
     }
@@ -109,11 +105,7 @@ impl Budget {
     /// refilled, ahead of the parser by at most one buffer; allowing one more buffer
     /// makes every element up to `max` bytes pass, and none much larger.
     fn start_element(&self, max: u64) {
-        self.limit.set(
-            self.consumed
-                .get()
-                .saturating_add(max + READ_BUFFER_BYTES as u64),
-        );
+        self.limit.set(self.consumed.get().saturating_add(max + READ_BUFFER_BYTES as u64));
     }
 }
 
@@ -353,30 +345,19 @@ where
     T: DeserializeOwned,
     F: FnMut(u64, T) -> Result<Flow, String>,
 {
-    let fail_at_start = |reason: String| StreamError {
-        entry: 0,
-        position: None,
-        reason,
-    };
+    let fail_at_start = |reason: String| StreamError { entry: 0, position: None, reason };
     let mut prefix = [0u8; 3];
     let n = read_prefix(&mut reader, &mut prefix).map_err(|e| fail_at_start(io_reason(&e)))?;
     let prefix = &prefix[..n];
     if prefix.starts_with(&[0xFF, 0xFE]) || prefix.starts_with(&[0xFE, 0xFF]) {
-        return Err(fail_at_start(
-            "the file is UTF-16 encoded; expected UTF-8 JSON".into(),
-        ));
+        return Err(fail_at_start("the file is UTF-16 encoded; expected UTF-8 JSON".into()));
     }
     let prefix: &[u8] = if prefix == UTF8_BOM { &[] } else { prefix };
 
     let budget = Budget::default();
     budget.start_element(max_element_bytes);
-    let input = BufReader::with_capacity(
-        READ_BUFFER_BYTES,
-        BudgetReader {
-            inner: prefix.chain(reader),
-            budget: &budget,
-        },
-    );
+    let input =
+        BufReader::with_capacity(READ_BUFFER_BYTES, BudgetReader { inner: prefix.chain(reader), budget: &budget });
     let mut de = serde_json::Deserializer::from_reader(input);
     let mut state = State::default();
     let visitor = TopVisitor {
@@ -388,17 +369,13 @@ where
     };
     let result = (&mut de).deserialize_any(visitor);
     if state.stopped {
-        return Ok(Streamed::Stopped {
-            entries: state.index,
-        });
+        return Ok(Streamed::Stopped { entries: state.index });
     }
     if let Some(kind) = state.not_array {
         return Ok(Streamed::NotAnArray(kind));
     }
     match result.and_then(|()| de.end()) {
-        Ok(()) => Ok(Streamed::Finished {
-            entries: state.index,
-        }),
+        Ok(()) => Ok(Streamed::Finished { entries: state.index }),
         Err(e) if e.is_eof() && !state.in_array => Ok(Streamed::Empty),
         Err(e) => Err(StreamError {
             entry: state.index,
@@ -421,11 +398,7 @@ mod tests {
         let mut seen = Vec::new();
         let result = for_each_element(input, MAX_ELEMENT_BYTES, |i, v: Value| {
             seen.push(v);
-            Ok(if Some(i + 1) == stop_after {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            })
+            Ok(if Some(i + 1) == stop_after { Flow::Stop } else { Flow::Continue })
         });
         (seen, result)
     }
@@ -433,14 +406,7 @@ mod tests {
     #[test]
     fn elements_arrive_in_order() {
         let (seen, r) = run(b" [1, {\"a\": 2}, \"x\"] \n", None);
-        assert_eq!(
-            seen,
-            vec![
-                Value::from(1),
-                serde_json::json!({"a": 2}),
-                Value::from("x")
-            ]
-        );
+        assert_eq!(seen, vec![Value::from(1), serde_json::json!({"a": 2}), Value::from("x")]);
         assert_eq!(r, Ok(Streamed::Finished { entries: 3 }));
     }
 
@@ -453,10 +419,7 @@ mod tests {
 
     #[test]
     fn top_level_kinds_and_empty_input() {
-        assert_eq!(
-            run(b"{\"tracks\": []}", None).1,
-            Ok(Streamed::NotAnArray("an object"))
-        );
+        assert_eq!(run(b"{\"tracks\": []}", None).1, Ok(Streamed::NotAnArray("an object")));
         assert_eq!(run(b"\"x\"", None).1, Ok(Streamed::NotAnArray("a string")));
         assert_eq!(run(b"", None).1, Ok(Streamed::Empty));
         assert_eq!(run(b" \n\t", None).1, Ok(Streamed::Empty));
@@ -477,11 +440,7 @@ mod tests {
                 Ok(1)
             }
         }
-        let r = for_each_element(
-            OneByte(b"\xEF\xBB\xBF[1,2]"),
-            MAX_ELEMENT_BYTES,
-            |_, _: Value| Ok(Flow::Continue),
-        );
+        let r = for_each_element(OneByte(b"\xEF\xBB\xBF[1,2]"), MAX_ELEMENT_BYTES, |_, _: Value| Ok(Flow::Continue));
         assert_eq!(r, Ok(Streamed::Finished { entries: 2 }));
     }
 
@@ -509,24 +468,16 @@ mod tests {
 
     #[test]
     fn callback_errors_carry_their_message_and_a_position() {
-        let r = for_each_element(
-            &b"[{},\n{\"a\": 1},\n{}]"[..],
-            MAX_ELEMENT_BYTES,
-            |i, _: Value| {
-                if i == 1 {
-                    Err("bad entry".to_string())
-                } else {
-                    Ok(Flow::Continue)
-                }
-            },
-        );
+        let r = for_each_element(&b"[{},\n{\"a\": 1},\n{}]"[..], MAX_ELEMENT_BYTES, |i, _: Value| {
+            if i == 1 {
+                Err("bad entry".to_string())
+            } else {
+                Ok(Flow::Continue)
+            }
+        });
         let err = r.unwrap_err();
         assert_eq!((err.entry, err.reason.as_str()), (1, "bad entry"));
-        assert_eq!(
-            err.position,
-            Some((2, 8)),
-            "just after the element's closing brace"
-        );
+        assert_eq!(err.position, Some((2, 8)), "just after the element's closing brace");
     }
 
     #[test]
@@ -552,11 +503,8 @@ mod tests {
                 Err(ReadError::io("corrupt zip entry: Invalid checksum"))
             }
         }
-        let r = for_each_element(
-            Read::chain(&b"[1, "[..], Failing),
-            MAX_ELEMENT_BYTES,
-            |_, _: Value| Ok(Flow::Continue),
-        );
+        let r =
+            for_each_element(Read::chain(&b"[1, "[..], Failing), MAX_ELEMENT_BYTES, |_, _: Value| Ok(Flow::Continue));
         assert_eq!(r.unwrap_err().reason, "corrupt zip entry: Invalid checksum");
     }
 }

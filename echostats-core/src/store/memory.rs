@@ -50,7 +50,8 @@ struct MemoryBatch {
 #[async_trait]
 impl PlayBatch for MemoryBatch {
     async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
-        let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max()) else {
+        let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
+        else {
             return Ok(InsertOutcome::default());
         };
         let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
@@ -117,9 +118,10 @@ impl HistoryStore for MemoryStore {
             })
             .collect();
         matching.sort_by(|a, b| {
-            b.record.played_at.cmp(&a.record.played_at).then_with(|| {
-                b.id.parse::<u64>().unwrap_or(0).cmp(&a.id.parse::<u64>().unwrap_or(0))
-            })
+            b.record
+                .played_at
+                .cmp(&a.record.played_at)
+                .then_with(|| b.id.parse::<u64>().unwrap_or(0).cmp(&a.id.parse::<u64>().unwrap_or(0)))
         });
         let total = matching.len() as u64;
         let items = matching.into_iter().skip(q.offset() as usize).take(q.limit as usize).cloned().collect();
@@ -131,9 +133,11 @@ impl HistoryStore for MemoryStore {
         let mut out: Vec<HistoryEntry> = inner
             .data
             .get(user_id)
-            .map(|d| d.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).cloned().collect())
+            .map(|d| {
+                d.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).cloned().collect()
+            })
             .unwrap_or_default();
-        out.sort_by(|a, b| a.record.played_at.cmp(&b.record.played_at));
+        out.sort_by_key(|e| e.record.played_at);
         Ok(out)
     }
 }
@@ -147,7 +151,13 @@ impl AnalyticsStore for MemoryStore {
         Ok(delta.days.into_values().filter(|d| d.day >= from && d.day <= to).collect())
     }
 
-    async fn item_ranking(&self, user_id: &str, kind: ItemKind, window: Option<TimeWindow>, limit: Option<usize>) -> Result<ItemRanking> {
+    async fn item_ranking(
+        &self,
+        user_id: &str,
+        kind: ItemKind,
+        window: Option<TimeWindow>,
+        limit: Option<usize>,
+    ) -> Result<ItemRanking> {
         let inner = self.inner.lock().await;
         let Some(data) = inner.data.get(user_id) else { return Ok(ItemRanking::default()) };
         let delta = RollupDelta::from_records(counted(data, window), &data.rules);
@@ -232,7 +242,13 @@ impl CatalogStore for MemoryStore {
         Ok(())
     }
     async fn track(&self, spotify_id: &str) -> Result<Track> {
-        self.inner.lock().await.tracks.get(spotify_id).cloned().ok_or_else(|| Error::not_found(format!("track {spotify_id:?}")))
+        self.inner
+            .lock()
+            .await
+            .tracks
+            .get(spotify_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("track {spotify_id:?}")))
     }
     async fn upsert_artists(&self, artists: &[Artist]) -> Result<()> {
         let mut inner = self.inner.lock().await;
@@ -254,7 +270,9 @@ impl CatalogStore for MemoryStore {
         let inner = self.inner.lock().await;
         Ok(artist_keys
             .iter()
-            .filter_map(|k| inner.artists.get(k).filter(|a| !a.genres.is_empty()).map(|a| (k.clone(), a.genres.clone())))
+            .filter_map(|k| {
+                inner.artists.get(k).filter(|a| !a.genres.is_empty()).map(|a| (k.clone(), a.genres.clone()))
+            })
             .collect())
     }
     async fn audio_features(&self, track_uris: &[String]) -> Result<HashMap<String, AudioFeatures>> {

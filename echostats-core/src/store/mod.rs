@@ -219,7 +219,13 @@ pub trait AnalyticsStore: Send + Sync {
     async fn rollup_days(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<RollupDay>>;
     /// Ranking of counted track plays in `window` (all time when `None`), at most
     /// `limit` items (all when `None`), in [`sort_ranking`] order.
-    async fn item_ranking(&self, user_id: &str, kind: ItemKind, window: Option<TimeWindow>, limit: Option<usize>) -> Result<ItemRanking>;
+    async fn item_ranking(
+        &self,
+        user_id: &str,
+        kind: ItemKind,
+        window: Option<TimeWindow>,
+        limit: Option<usize>,
+    ) -> Result<ItemRanking>;
     /// Podcast shows by listening time (episode entries of any length) in `window`.
     async fn show_ranking(&self, user_id: &str, window: Option<TimeWindow>, limit: usize) -> Result<Vec<RankedItem>>;
     /// Rollup status of the user.
