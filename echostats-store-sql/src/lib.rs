@@ -1,1 +1,269 @@
-pub fn x(){}
+//! # echostats-store-sql
+//!
+//! EchoStats storage on SQLite (the embedded default) and PostgreSQL, through the sqlx
+//! `Any` driver: one [`SqlStore`] implements every storage trait of
+//! [`echostats_core::store`] with the same answers as the in-memory reference store.
+//!
+//! ```no_run
+//! # async fn demo() -> echostats_core::Result<()> {
+//! let store = echostats_store_sql::SqlStore::open("sqlite://data/echostats.db").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: plays in `plays` (with derived key columns for the filters and groupings),
+//! daily rollups in `rollup_days` (96 quarter-hour slots, [`RollupDay::encode_slots`]),
+//! all-time item totals in `item_totals`; both aggregates are maintained by every insert
+//! batch in the batch's transaction. Timestamps are stored as epoch milliseconds.
+//!
+//! [`RollupDay::encode_slots`]: echostats_core::model::RollupDay::encode_slots
+
+mod batch;
+mod codec;
+mod error;
+mod items;
+mod store;
+
+use crate::error::{SqlError, SqlResult};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::AnyPool;
+use sqlx::Executor;
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The SQL dialect behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (file or in-memory).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A store on SQLite or PostgreSQL.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// The migrations of one dialect, embedded in the binary (same checksums as
+/// `sqlx::migrate!` would compute, so `sqlx-cli` agrees with them).
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 'static>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; \
+     PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
+
+impl SqlStore {
+    /// Opens (creating and migrating as needed) the database at `url`:
+    ///
+    /// * `sqlite://path/to/file.db`, `sqlite:file.db` (file and parent directories are
+    ///   created on first use unless the URL sets `mode=`), `sqlite::memory:` (a private
+    ///   in-memory database, one connection), with SQLite URL parameters (`mode`, `cache`,
+    ///   `immutable`, `vfs`);
+    /// * `postgres://` / `postgresql://` URLs, with libpq-style parameters and an extra
+    ///   `schema=NAME` parameter: the schema is created if missing and used as the
+    ///   search path of every connection.
+    ///
+    /// Errors: [`echostats_core::Error::InvalidInput`] for an unsupported URL,
+    /// [`echostats_core::Error::BackendUnavailable`] when the server cannot be reached.
+    pub async fn open(url: &str) -> echostats_core::Result<SqlStore> {
+        let backend = if url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
+        Self::open_inner(url).await.map_err(|e| e.into_core(backend))
+    }
+
+    /// Opens a PostgreSQL database using (and creating if missing) `schema`.
+    pub async fn open_postgres_schema(url: &str, schema: &str) -> echostats_core::Result<SqlStore> {
+        Self::open_postgres(url, Some(schema.to_string())).await.map_err(|e| e.into_core("postgres"))
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool (for tools and tests; the schema is this crate's business).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection (waits for checked-out connections to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn open_inner(url: &str) -> SqlResult<SqlStore> {
+        if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (url, schema) = split_schema_param(url)?;
+            Self::open_postgres(&url, schema).await
+        } else {
+            Err(SqlError::Url(format!(
+                "unsupported database URL {:?}: expected sqlite://... or postgres://...",
+                redact(url)
+            )))
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> SqlResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or_default();
+        let (path, params) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let has_mode = params.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
+        let memory =
+            path.is_empty() || path == ":memory:" || params.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
+        let mut url = if path.is_empty() { "sqlite::memory:".to_string() } else { url.to_string() };
+        if !memory {
+            let file = std::path::PathBuf::from(percent_decode(path, false)?);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            if !has_mode {
+                url.push(if params.is_some() { '&' } else { '?' });
+                url.push_str("mode=rwc");
+            }
+        }
+        let mut options = AnyPoolOptions::new().after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        });
+        options = if memory {
+            // Every connection to `:memory:` is a database of its own: keep exactly one,
+            // forever.
+            options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+        } else {
+            options.max_connections(8)
+        };
+        let pool = options.connect(&url).await?;
+        Migrator::new(Embedded(SQLITE_MIGRATIONS)).await?.run(&pool).await?;
+        Ok(SqlStore { pool, dialect: Dialect::Sqlite })
+    }
+
+    async fn open_postgres(url: &str, schema: Option<String>) -> SqlResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let schema = schema.map(|s| quote_ident(&s)).transpose()?;
+        // One direct connection first: fails fast when the server is down (the pool would
+        // retry until its acquire timeout), and creates the schema.
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+        if let Some(schema) = &schema {
+            conn.execute(&*format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+        }
+        sqlx::Connection::close(conn).await?;
+        let mut options = AnyPoolOptions::new().max_connections(10);
+        if let Some(schema) = schema {
+            let set = format!("SET search_path TO {schema}");
+            options = options.after_connect(move |conn, _meta| {
+                let set = set.clone();
+                Box::pin(async move {
+                    conn.execute(&*set).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await?.run(&pool).await?;
+        Ok(SqlStore { pool, dialect: Dialect::Postgres })
+    }
+}
+
+/// Removes our own `schema=NAME` parameter from a PostgreSQL URL.
+fn split_schema_param(url: &str) -> SqlResult<(String, Option<String>)> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), None)) };
+    let mut schema = None;
+    let mut kept = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.strip_prefix("schema=") {
+            Some(v) => schema = Some(percent_decode(v, true)?),
+            None => kept.push(kv),
+        }
+    }
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((url, schema.filter(|s| !s.is_empty())))
+}
+
+/// Decodes `%XX` escapes (and `+` as space in query values).
+fn percent_decode(s: &str, plus_is_space: bool) -> SqlResult<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        if plus_is_space && bytes[i] == b'+' {
+            out.push(b' ');
+        } else {
+            out.push(bytes[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| SqlError::Url("URL is not valid UTF-8 once decoded".into()))
+}
+
+fn quote_ident(name: &str) -> SqlResult<String> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(SqlError::Url(format!("invalid schema name {name:?}")));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+//! Writing plays: the insert batch, rollup maintenance and rebuilds.
+
+use crate::codec::{
+    bind_play, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, Derived, Ph, MAX_BINDS, PLAY_READ_COLS,
+    PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
+};
+use crate::error::{SqlError, SqlResult};
+use crate::items::{self, Items};
+use crate::{Dialect, SqlStore};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use echostats_core::ingest::plan_insert;
+use echostats_core::model::{PlayRecord, RollupDay};
+use echostats_core::rules::PlayRules;
+use echostats_core::store::StoreHealth;
+use echostats_core::store::{InsertOutcome, ItemKind, PlayBatch};
+use echostats_core::Result;
+use sqlx::AnyConnection;
+use sqlx::{Any, Executor, Row, Transaction};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Rows of plays per multi-row INSERT.
+const PLAY_ROWS_PER_INSERT: usize = MAX_BINDS / PLAY_WRITE_COLS.len();
+/// Plays read per page while rebuilding.
+const REBUILD_PAGE: i64 = 20_000;
+/// Pending item changes above which a batch writes its aggregates before commit.
+const FLUSH_ITEMS: usize = 100_000;
+
+/// An insert batch: one database transaction holding the user's write lock. Plays are
+/// written by each insert; the rollup and item-total changes are accumulated and written
+/// once, at commit (or when many are pending), in the same transaction.
+pub(crate) struct SqlBatch {
+    tx: Transaction<'static, Any>,
+    backend: &'static str,
+    dialect: Dialect,
+    user_id: String,
+    rules: PlayRules,
+    days: BTreeMap<NaiveDate, RollupDay>,
+    items: Items,
+    /// Items whose first play (or Spotify id play) was rewritten away: recomputed from
+    /// the plays after the item changes are written.
+    recompute: HashSet<(ItemKind, String)>,
+    /// An insert failed part-way: the batch can only be rolled back.
+    poisoned: bool,
+}
+
+impl SqlStore {
+    /// Starts a write transaction holding the write lock of `user_id`: on SQLite the
+    /// database write lock (`BEGIN IMMEDIATE`), on PostgreSQL a transaction-scoped
+    /// advisory lock on the user.
+    pub(crate) async fn begin_user_tx(&self, user_id: &str) -> SqlResult<Transaction<'static, Any>> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                tx.execute(sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(user_id)).await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Starts a batch: locks the user, and when the stored rules count plays differently
+    /// from `rules`, recomputes the user's aggregates under `rules` first (the reference
+    /// store always aggregates under the rules of the last batch).
+    pub(crate) async fn begin_batch_inner(&self, user_id: &str, rules: &PlayRules) -> SqlResult<SqlBatch> {
+        let mut tx = self.begin_user_tx(user_id).await?;
+        match stored_rules(&mut tx, user_id).await? {
+            Some(min_play_ms) if min_play_ms != rules.min_play_ms => {
+                rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?
+            }
+            _ => store_rules(&mut tx, user_id, rules).await?,
+        }
+        Ok(SqlBatch {
+            tx,
+            backend: self.backend(),
+            dialect: self.dialect,
+            user_id: user_id.to_string(),
+            rules: rules.clone(),
+            days: BTreeMap::new(),
+            items: Items::new(),
+            recompute: HashSet::new(),
+            poisoned: false,
+        })
+    }
+
+    pub(crate) async fn rebuild_inner(&self, user_id: &str, rules: &PlayRules) -> SqlResult<()> {
+        let mut tx = self.begin_user_tx(user_id).await?;
+        rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn stored_rules(conn: &mut AnyConnection, user_id: &str) -> SqlResult<Option<i64>> {
+    let row =
+        conn.fetch_optional(sqlx::query("SELECT min_play_ms FROM user_rules WHERE user_id = $1").bind(user_id)).await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+}
+
+async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules) -> SqlResult<()> {
+    let window_ms = rules.duplicate_window.num_milliseconds();
+    conn.execute(
+        sqlx::query(
+            "INSERT INTO user_rules (user_id, min_play_ms, duplicate_window_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET min_play_ms = excluded.min_play_ms, \
+             duplicate_window_ms = excluded.duplicate_window_ms",
+        )
+        .bind(user_id)
+        .bind(rules.min_play_ms)
+        .bind(window_ms),
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl PlayBatch for SqlBatch {
+    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+        let backend = self.backend;
+        if self.poisoned {
+            return Err(SqlError::Poisoned.into_core(backend));
+        }
+        let result = self.insert_inner(plays).await;
+        self.poisoned = result.is_err();
+        result.map_err(|e| e.into_core(backend))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let backend = self.backend;
+        async move {
+            if self.poisoned {
+                self.tx.rollback().await?;
+                return Err(SqlError::Poisoned);
+            }
+            self.flush().await?;
+            self.tx.commit().await?;
+            Ok(())
+        }
+        .await
+        .map_err(|e: SqlError| e.into_core(backend))
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        let backend = self.backend;
+        self.tx.rollback().await.map_err(|e| SqlError::from(e).into_core(backend))
+    }
+}
+
+impl SqlBatch {
+    /// Writes the pending rollup and item changes.
+    async fn flush(&mut self) -> SqlResult<()> {
+        let conn: &mut AnyConnection = &mut self.tx;
+        apply_days(conn, self.dialect, &self.user_id, &self.days).await?;
+        items::upsert_items(conn, self.dialect, &self.user_id, &self.items).await?;
+        if !self.recompute.is_empty() {
+            items::recompute_items(conn, self.dialect, &self.user_id, &self.recompute).await?;
+        }
+        self.days.clear();
+        self.items.clear();
+        self.recompute.clear();
+        Ok(())
+    }
+
+    async fn insert_inner(&mut self, plays: Vec<PlayRecord>) -> SqlResult<InsertOutcome> {
+        let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
+        else {
+            return Ok(InsertOutcome::default());
+        };
+        let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
+        let conn: &mut AnyConnection = &mut self.tx;
+        let dialect = self.dialect;
+        let user_id = self.user_id.as_str();
+        let rules = &self.rules;
+
+        // Stored plays that may be duplicates, in id (= insertion) order like the
+        // reference store, so the plan picks the same candidates.
+        let sql = format!(
+            "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 ORDER BY id"
+        );
+        let rows = conn.fetch_all(sqlx::query(&sql).bind(user_id).bind(ms_ceil(lo)).bind(ms_floor(hi))).await?;
+        let mut existing = Vec::with_capacity(rows.len());
+        for row in &rows {
+            existing.push(entry_from_row(row)?.1);
+        }
+        drop(rows);
+        let originals: HashMap<String, PlayRecord> =
+            existing.iter().map(|e| (e.id.clone(), e.record.clone())).collect();
+
+        let plan = plan_insert(existing, plays, rules);
+        let mut items = Items::new();
+        let mut recompute: HashSet<(ItemKind, String)> = HashSet::new();
+
+        // Replacements: rewrite in place, same id.
+        for (id, record) in &plan.replacements {
+            let id_num = crate::codec::parse_id(id)?;
+            let original =
+                originals.get(id).ok_or_else(|| SqlError::Corrupt(format!("replacement of unknown play {id}")))?;
+            let d_old = Derived::of(original, rules);
+            let d_new = Derived::of(record, rules);
+            let new_contribs = items::contribs(record, &d_new);
+            for c in items::contribs(original, &d_old).into_iter().flatten() {
+                // The item keeps its first play (and Spotify id) only when the new record
+                // still belongs to it (and still has a Spotify id when the old one had).
+                let kept = new_contribs
+                    .iter()
+                    .flatten()
+                    .any(|n| n.kind == c.kind && n.key == c.key && (c.sid.is_none() || n.sid.is_some()));
+                if !kept {
+                    recompute.insert((c.kind, c.key.to_string()));
+                }
+                items::remove(&mut items, c, original.ms_played);
+            }
+            for c in new_contribs.into_iter().flatten() {
+                items::add(&mut items, c, id_num, record.ms_played);
+            }
+            // Every written column (user_id included: rewritten to itself), in bind order.
+            let mut ph = Ph::new(dialect);
+            let set: Vec<String> = PLAY_WRITE_COLS.iter().map(|col| format!("{col} = {}", ph.next())).collect();
+            let sql =
+                format!("UPDATE plays SET {} WHERE id = {} AND user_id = {}", set.join(", "), ph.next(), ph.next());
+            let q = bind_play(sqlx::query(&sql), user_id, record, &d_new).bind(id_num).bind(user_id);
+            conn.execute(q).await?;
+        }
+
+        // New plays: multi-row inserts. Ids are assigned in VALUES order. PostgreSQL
+        // returns them (sorted, they map to the rows in order); on SQLite the write lock
+        // is ours and AUTOINCREMENT hands out consecutive ids, so the statement's ids end
+        // at last_insert_rowid().
+        let derived: Vec<Derived> = plan.inserts.iter().map(|r| Derived::of(r, rules)).collect();
+        let cols = PLAY_WRITE_COLS.join(", ");
+        let returning = if dialect == Dialect::Postgres { " RETURNING id" } else { "" };
+        let insert_sql = |rows: usize| {
+            format!(
+                "INSERT INTO plays ({cols}) VALUES {}{returning}",
+                Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
+            )
+        };
+        let mut full_sql: Option<String> = None;
+        for (chunk_no, chunk) in plan.inserts.chunks(PLAY_ROWS_PER_INSERT).enumerate() {
+            let base = chunk_no * PLAY_ROWS_PER_INSERT;
+            let sql = if chunk.len() == PLAY_ROWS_PER_INSERT {
+                full_sql.get_or_insert_with(|| insert_sql(chunk.len())).clone()
+            } else {
+                insert_sql(chunk.len())
+            };
+            let mut q = sqlx::query(&sql);
+            for (r, d) in chunk.iter().zip(&derived[base..]) {
+                q = bind_play(q, user_id, r, d);
+            }
+            let n = chunk.len() as i64;
+            let mut ids: Vec<i64> = match dialect {
+                Dialect::Postgres => {
+                    conn.fetch_all(q).await?.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<_, _>>()?
+                }
+                Dialect::Sqlite => {
+                    let affected = conn.execute(q).await?.rows_affected();
+                    let last: i64 = conn.fetch_one(sqlx::query("SELECT last_insert_rowid()")).await?.try_get(0)?;
+                    if affected != n as u64 {
+                        return Err(SqlError::Corrupt(format!("inserted {n} plays, {affected} rows affected")));
+                    }
+                    #[cfg(debug_assertions)]
+                    {
+                        let row = conn
+                            .fetch_one(
+                                sqlx::query("SELECT COUNT(*) FROM plays WHERE user_id = $1 AND id > $2 AND id <= $3")
+                                    .bind(user_id)
+                                    .bind(last - n)
+                                    .bind(last),
+                            )
+                            .await?;
+                        debug_assert_eq!(row.try_get::<i64, _>(0)?, n, "inserted ids are not consecutive");
+                    }
+                    (last - n + 1..=last).collect()
+                }
+            };
+            if ids.len() != chunk.len() {
+                return Err(SqlError::Corrupt(format!("inserted {} plays, got {} ids", chunk.len(), ids.len())));
+            }
+            ids.sort_unstable();
+            for ((r, d), id) in chunk.iter().zip(&derived[base..]).zip(ids) {
+                for c in items::contribs(r, d).into_iter().flatten() {
+                    items::add(&mut items, c, id, r.ms_played);
+                }
+            }
+        }
+
+        debug_assert!(plan.delta.items.iter().all(|((kind, key), d)| {
+            let acc = items.get(*kind, key);
+            acc.map_or(0, |a| a.plays) == d.plays && acc.map_or(0, |a| a.ms) == d.ms
+        }));
+
+        for (day, d) in plan.delta.days {
+            match self.days.get_mut(&day) {
+                Some(pending) => pending.add(&d),
+                None => {
+                    self.days.insert(day, d);
+                }
+            }
+        }
+        items::merge(&mut self.items, items);
+        self.recompute.extend(recompute);
+        if self.items.len() > FLUSH_ITEMS {
+            self.flush().await?;
+        }
+        Ok(plan.outcome)
+    }
+}
+
+/// Adds day deltas to the stored rollups (read the range once, write back multi-row;
+/// days left without plays are deleted, as the reference store never reports them).
+pub(crate) async fn apply_days(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    delta: &BTreeMap<NaiveDate, RollupDay>,
+) -> SqlResult<()> {
+    let (Some(first), Some(last)) = (delta.keys().next(), delta.keys().next_back()) else { return Ok(()) };
+    let rows = conn
+        .fetch_all(
+            sqlx::query("SELECT day, slots FROM rollup_days WHERE user_id = $1 AND day >= $2 AND day <= $3")
+                .bind(user_id)
+                .bind(day_num(*first))
+                .bind(day_num(*last)),
+        )
+        .await?;
+    let mut stored: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        stored.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    let mut upserts: Vec<RollupDay> = Vec::with_capacity(delta.len());
+    let mut deletes: Vec<i64> = Vec::new();
+    for (day, d) in delta {
+        let n = day_num(*day);
+        let mut total = match stored.get(&n) {
+            Some(bytes) => RollupDay::decode_slots(*day, bytes)
+                .ok_or_else(|| SqlError::Corrupt(format!("rollup slots of day {day} have {} bytes", bytes.len())))?,
+            None => RollupDay::empty(*day),
+        };
+        total.add(d);
+        if total.is_empty() {
+            if stored.contains_key(&n) {
+                deletes.push(n);
+            }
+        } else {
+            upserts.push(total);
+        }
+    }
+    write_days(conn, dialect, user_id, &upserts).await?;
+    for chunk in deletes.chunks(MAX_BINDS - 1) {
+        let mut ph = Ph::new(dialect);
+        let sql =
+            format!("DELETE FROM rollup_days WHERE user_id = {} AND day IN ({})", ph.next(), ph.list(chunk.len()));
+        let mut q = sqlx::query(&sql).bind(user_id);
+        for n in chunk {
+            q = q.bind(*n);
+        }
+        conn.execute(q).await?;
+    }
+    Ok(())
+}
+
+/// Writes whole rollup days (insert or overwrite).
+async fn write_days(conn: &mut AnyConnection, dialect: Dialect, user_id: &str, days: &[RollupDay]) -> SqlResult<()> {
+    const COLS: usize = 5;
+    for chunk in days.chunks(MAX_BINDS / COLS) {
+        let sql = format!(
+            "INSERT INTO rollup_days (user_id, day, plays, ms, slots) VALUES {} \
+             ON CONFLICT (user_id, day) DO UPDATE SET plays = excluded.plays, ms = excluded.ms, slots = excluded.slots",
+            Ph::new(dialect).values(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for d in chunk {
+            q = q.bind(user_id).bind(day_num(d.day)).bind(d.total_plays()).bind(d.total_ms()).bind(d.encode_slots());
+        }
+        conn.execute(q).await?;
+    }
+    Ok(())
+}
+
+/// Recomputes the `counted` flag and keys of every play of the user under `rules`, then
+/// rebuilds rollups and item totals from scratch, and stores the rules.
+pub(crate) async fn rebuild_in_tx(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    rules: &PlayRules,
+) -> SqlResult<()> {
+    // The flag in one statement (what a change of rules touches) ...
+    conn.execute(
+        sqlx::query(
+            "UPDATE plays SET counted = CASE WHEN kind = 0 AND track_key IS NOT NULL AND ms_played >= $2 THEN 1 ELSE 0 END \
+             WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(rules.min_play_ms),
+    )
+    .await?;
+    conn.execute(sqlx::query("DELETE FROM rollup_days WHERE user_id = $1").bind(user_id)).await?;
+    conn.execute(sqlx::query("DELETE FROM item_totals WHERE user_id = $1").bind(user_id)).await?;
+
+    // ... then every play in id order: the aggregates, and any derived column that is
+    // not what the rules say (repairs).
+    let mut days: BTreeMap<NaiveDate, RollupDay> = BTreeMap::new();
+    let mut items = Items::new();
+    let mut fixes: Vec<(i64, Derived)> = Vec::new();
+    let sql = format!("SELECT {PLAY_READ_COLS_DERIVED} FROM plays WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+    let mut after = i64::MIN;
+    loop {
+        let rows = conn.fetch_all(sqlx::query(&sql).bind(user_id).bind(after).bind(REBUILD_PAGE)).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        let full = rows.len() as i64 == REBUILD_PAGE;
+        for row in &rows {
+            let (id, entry) = entry_from_row(row)?;
+            let r = &entry.record;
+            let d = Derived::of(r, rules);
+            if d != derived_from_row(row)? {
+                fixes.push((id, d.clone()));
+            }
+            if d.counted {
+                let (day, slot) = RollupDay::slot_of(r.played_at);
+                let day = days.entry(day).or_insert_with(|| RollupDay::empty(day));
+                day.plays[slot] += 1;
+                day.ms[slot] += r.ms_played;
+            }
+            for c in items::contribs(r, &d).into_iter().flatten() {
+                items::add(&mut items, c, id, r.ms_played);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    for (id, d) in &fixes {
+        conn.execute(
+            sqlx::query(
+                "UPDATE plays SET counted = $2, track_key = $3, artist_key = $4, album_key = $5, artist_norm = $6, \
+                 track_norm = $7, show_key = $8 WHERE id = $1",
+            )
+            .bind(*id)
+            .bind(d.counted as i64)
+            .bind(d.track_key.as_deref())
+            .bind(d.artist_key.as_deref())
+            .bind(d.album_key.as_deref())
+            .bind(d.artist_norm.as_deref())
+            .bind(d.track_norm.as_deref())
+            .bind(d.show_key.as_deref()),
+        )
+        .await?;
+    }
+    let days: Vec<RollupDay> = days.into_values().collect();
+    write_days(conn, dialect, user_id, &days).await?;
+    items::upsert_items(conn, dialect, user_id, &items).await?;
+    store_rules(conn, user_id, rules).await?;
+    tracing::debug!(user_id, days = days.len(), items = items.len(), repaired = fixes.len(), "rebuilt rollups");
+    Ok(())
+}

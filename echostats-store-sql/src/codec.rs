@@ -1,0 +1,341 @@
+//! Conversions between the domain model and rows, and small SQL text helpers.
+
+use crate::error::{SqlError, SqlResult};
+use chrono::{DateTime, NaiveDate, Utc};
+use echostats_core::model::{HistoryEntry, PlayKind, PlayOrigin, PlayRecord};
+use echostats_core::rules::{normalize_name, PlayKeys, PlayRules};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Row};
+
+/// A query with Any arguments.
+pub(crate) type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Most bind parameters per statement (SQLite's limit is 32,766; PostgreSQL's 65,535).
+pub(crate) const MAX_BINDS: usize = 32_000;
+
+// ---------------------------------------------------------------------------------------
+// Time
+
+/// Epoch milliseconds, rounded down.
+pub(crate) fn ms_floor(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Epoch milliseconds, rounded up: `t <= x` for a whole-millisecond `x` iff
+/// `ms_ceil(t) <= ms(x)`.
+pub(crate) fn ms_ceil(t: DateTime<Utc>) -> i64 {
+    let floor = t.timestamp_millis();
+    if t.timestamp_subsec_nanos() != t.timestamp_subsec_millis() * 1_000_000 {
+        floor + 1
+    } else {
+        floor
+    }
+}
+
+pub(crate) fn from_ms(ms: i64) -> SqlResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| SqlError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+const EPOCH_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!("epoch"),
+};
+
+/// Days since 1970-01-01.
+pub(crate) fn day_num(d: NaiveDate) -> i64 {
+    d.signed_duration_since(EPOCH_DAY).num_days()
+}
+
+pub(crate) fn day_from_num(n: i64) -> SqlResult<NaiveDate> {
+    chrono::Duration::try_days(n)
+        .and_then(|d| EPOCH_DAY.checked_add_signed(d))
+        .ok_or_else(|| SqlError::Corrupt(format!("day {n} out of range")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Plays
+
+/// Columns derived from a record and stored next to it for the queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub counted: bool,
+    pub track_key: Option<String>,
+    pub artist_key: Option<String>,
+    pub album_key: Option<String>,
+    /// `normalize_name(artist_name)` (every kind): the history artist filter.
+    pub artist_norm: Option<String>,
+    /// `normalize_name(track_name)` (every kind): the history track filter.
+    pub track_norm: Option<String>,
+    /// `normalize_name(show_name)` of episodes: the show ranking key.
+    pub show_key: Option<String>,
+}
+
+impl Derived {
+    pub(crate) fn of(r: &PlayRecord, rules: &PlayRules) -> Self {
+        Self::from_keys(r, r.keys(rules))
+    }
+
+    pub(crate) fn from_keys(r: &PlayRecord, keys: PlayKeys) -> Self {
+        let artist_norm = match &keys.artist_key {
+            Some(k) => Some(k.clone()),
+            None => r.artist_name.as_deref().map(normalize_name),
+        };
+        Derived {
+            counted: keys.counted,
+            track_key: keys.track_key,
+            artist_key: keys.artist_key,
+            album_key: keys.album_key,
+            artist_norm,
+            track_norm: r.track_name.as_deref().map(normalize_name),
+            show_key: r.show_name.as_deref().filter(|_| r.kind == PlayKind::Episode).map(normalize_name),
+        }
+    }
+}
+
+/// Columns written for a play, in bind order (see [`bind_play`]).
+pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
+    "user_id",
+    "played_at",
+    "ms_played",
+    "kind",
+    "origin",
+    "counted",
+    "uri",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "artist_id",
+    "episode_name",
+    "show_name",
+    "audiobook_title",
+    "audiobook_uri",
+    "audiobook_chapter_title",
+    "platform",
+    "conn_country",
+    "reason_start",
+    "reason_end",
+    "shuffle",
+    "skipped",
+    "offline",
+    "offline_timestamp",
+    "incognito",
+    "context_type",
+    "context_uri",
+    "track_key",
+    "artist_key",
+    "album_key",
+    "artist_norm",
+    "track_norm",
+    "show_key",
+];
+
+/// Columns read for a [`HistoryEntry`] (see [`entry_from_row`]).
+pub(crate) const PLAY_READ_COLS: &str = "id, user_id, played_at, ms_played, kind, origin, uri, track_name, \
+     artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
+     audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
+     offline_timestamp, incognito, context_type, context_uri";
+
+/// [`PLAY_READ_COLS`] plus the derived columns, in [`Derived`] order.
+pub(crate) const PLAY_READ_COLS_DERIVED: &str = "id, user_id, played_at, ms_played, kind, origin, uri, \
+     track_name, artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
+     audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
+     offline_timestamp, incognito, context_type, context_uri, counted, track_key, artist_key, album_key, \
+     artist_norm, track_norm, show_key";
+
+fn flag(b: Option<bool>) -> Option<i64> {
+    b.map(i64::from)
+}
+
+/// Binds the [`PLAY_WRITE_COLS`] of one play.
+pub(crate) fn bind_play<'q>(q: Query<'q>, user_id: &'q str, r: &'q PlayRecord, d: &'q Derived) -> Query<'q> {
+    q.bind(user_id)
+        .bind(ms_floor(r.played_at))
+        .bind(r.ms_played)
+        .bind(r.kind.code() as i64)
+        .bind(r.origin.code() as i64)
+        .bind(d.counted as i64)
+        .bind(r.uri.as_deref())
+        .bind(r.track_name.as_deref())
+        .bind(r.artist_name.as_deref())
+        .bind(r.album_name.as_deref())
+        .bind(r.artist_id.as_deref())
+        .bind(r.episode_name.as_deref())
+        .bind(r.show_name.as_deref())
+        .bind(r.audiobook_title.as_deref())
+        .bind(r.audiobook_uri.as_deref())
+        .bind(r.audiobook_chapter_title.as_deref())
+        .bind(r.platform.as_deref())
+        .bind(r.conn_country.as_deref())
+        .bind(r.reason_start.as_deref())
+        .bind(r.reason_end.as_deref())
+        .bind(flag(r.shuffle))
+        .bind(flag(r.skipped))
+        .bind(flag(r.offline))
+        .bind(r.offline_timestamp.map(ms_floor))
+        .bind(flag(r.incognito))
+        .bind(r.context_type.as_deref())
+        .bind(r.context_uri.as_deref())
+        .bind(d.track_key.as_deref())
+        .bind(d.artist_key.as_deref())
+        .bind(d.album_key.as_deref())
+        .bind(d.artist_norm.as_deref())
+        .bind(d.track_norm.as_deref())
+        .bind(d.show_key.as_deref())
+}
+
+fn get_flag(row: &AnyRow, i: usize) -> SqlResult<Option<bool>> {
+    Ok(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0))
+}
+
+/// A [`HistoryEntry`] from a row selected with [`PLAY_READ_COLS`] (or the derived variant).
+pub(crate) fn entry_from_row(row: &AnyRow) -> SqlResult<(i64, HistoryEntry)> {
+    let id: i64 = row.try_get(0)?;
+    let kind: i64 = row.try_get(4)?;
+    let origin: i64 = row.try_get(5)?;
+    let kind = i32::try_from(kind)
+        .ok()
+        .and_then(PlayKind::from_code)
+        .ok_or_else(|| SqlError::Corrupt(format!("play {id}: unknown kind code {kind}")))?;
+    let origin = i32::try_from(origin)
+        .ok()
+        .and_then(PlayOrigin::from_code)
+        .ok_or_else(|| SqlError::Corrupt(format!("play {id}: unknown origin code {origin}")))?;
+    let s = |i: usize| row.try_get::<Option<String>, _>(i);
+    let record = PlayRecord {
+        played_at: from_ms(row.try_get(2)?)?,
+        ms_played: row.try_get(3)?,
+        kind,
+        origin,
+        uri: s(6)?,
+        track_name: s(7)?,
+        artist_name: s(8)?,
+        album_name: s(9)?,
+        artist_id: s(10)?,
+        episode_name: s(11)?,
+        show_name: s(12)?,
+        audiobook_title: s(13)?,
+        audiobook_uri: s(14)?,
+        audiobook_chapter_title: s(15)?,
+        platform: s(16)?,
+        conn_country: s(17)?,
+        reason_start: s(18)?,
+        reason_end: s(19)?,
+        shuffle: get_flag(row, 20)?,
+        skipped: get_flag(row, 21)?,
+        offline: get_flag(row, 22)?,
+        offline_timestamp: row.try_get::<Option<i64>, _>(23)?.map(from_ms).transpose()?,
+        incognito: get_flag(row, 24)?,
+        context_type: s(25)?,
+        context_uri: s(26)?,
+    };
+    Ok((id, HistoryEntry { id: id.to_string(), user_id: row.try_get(1)?, record }))
+}
+
+/// The stored derived columns of a row selected with [`PLAY_READ_COLS_DERIVED`].
+pub(crate) fn derived_from_row(row: &AnyRow) -> SqlResult<Derived> {
+    let s = |i: usize| row.try_get::<Option<String>, _>(i);
+    Ok(Derived {
+        counted: row.try_get::<i64, _>(27)? != 0,
+        track_key: s(28)?,
+        artist_key: s(29)?,
+        album_key: s(30)?,
+        artist_norm: s(31)?,
+        track_norm: s(32)?,
+        show_key: s(33)?,
+    })
+}
+
+/// Parses a store id back into the integer primary key.
+pub(crate) fn parse_id(id: &str) -> SqlResult<i64> {
+    id.parse().map_err(|_| SqlError::Corrupt(format!("play id {id:?} is not one of ours")))
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL text
+
+/// Placeholder generator. SQLite gets anonymous `?` (textual order = bind order):
+/// numbered or named parameters cost SQLite a linear search per bind
+/// (`sqlite3_bind_parameter_name`), which makes multi-row statements with thousands of
+/// binds quadratic. PostgreSQL gets `$1, $2, ...`. Never mix with hand-written `$N` in
+/// one statement.
+pub(crate) struct Ph {
+    pg: bool,
+    n: usize,
+}
+
+impl Ph {
+    pub(crate) fn new(dialect: crate::Dialect) -> Self {
+        Ph { pg: dialect == crate::Dialect::Postgres, n: 0 }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.n += 1;
+        if self.pg {
+            format!("${}", self.n)
+        } else {
+            "?".to_string()
+        }
+    }
+
+    /// `count` placeholders separated by commas, for `IN (...)` lists.
+    pub(crate) fn list(&mut self, count: usize) -> String {
+        let mut s = String::with_capacity(count * 4);
+        for i in 0..count {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&self.next());
+        }
+        s
+    }
+
+    /// `(p, p, ...), (...)` for `rows` rows of `cols` columns.
+    pub(crate) fn values(&mut self, rows: usize, cols: usize) -> String {
+        let mut s = String::with_capacity(rows * cols * 4);
+        for r in 0..rows {
+            if r > 0 {
+                s.push_str(", ");
+            }
+            s.push('(');
+            s.push_str(&self.list(cols));
+            s.push(')');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ms_rounding() {
+        let t = Utc.timestamp_opt(10, 1_500_000).unwrap();
+        assert_eq!((ms_floor(t), ms_ceil(t)), (10_001, 10_002));
+        let t = Utc.timestamp_opt(10, 2_000_000).unwrap();
+        assert_eq!((ms_floor(t), ms_ceil(t)), (10_002, 10_002));
+        let t = Utc.timestamp_opt(-1, 999_999_999).unwrap();
+        assert_eq!((ms_floor(t), ms_ceil(t)), (-1, 0));
+    }
+
+    #[test]
+    fn days_roundtrip() {
+        for d in [NaiveDate::from_ymd_opt(1969, 12, 31).unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()] {
+            assert_eq!(day_from_num(day_num(d)).unwrap(), d);
+        }
+        assert_eq!(day_num(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
+        assert!(day_num(NaiveDate::MIN) < day_num(NaiveDate::MAX));
+    }
+
+    #[test]
+    fn placeholder_text() {
+        let mut p = Ph::new(crate::Dialect::Postgres);
+        assert_eq!(p.next(), "$1");
+        assert_eq!(p.values(2, 2), "($2, $3), ($4, $5)");
+        assert_eq!(p.list(2), "$6, $7");
+        let mut p = Ph::new(crate::Dialect::Sqlite);
+        assert_eq!(p.values(1, 2), "(?, ?)");
+    }
+}
