@@ -4,7 +4,7 @@
 
 use crate::import::{self, ExportFormat, ImportLimits, ParseEvent, Rejected};
 use crate::model::{HistoryEntry, PlayKind, PlayRecord, RollupDay};
-use crate::rules::PlayRules;
+use crate::rules::{PlayKeys, PlayRules};
 use crate::store::{InsertOutcome, ItemKind, PlayBatch, Store};
 use crate::{Error, Result};
 use chrono::{NaiveDate, Utc};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub struct InsertPlan {
     /// New records to store.
     pub inserts: Vec<PlayRecord>,
+    /// The keys of `inserts`, in the same order (computed once; stores reuse them).
+    pub insert_keys: Vec<PlayKeys>,
     /// Stored records to overwrite in place: (id, new record).
     pub replacements: Vec<(String, PlayRecord)>,
     /// Counts for the caller.
@@ -27,8 +29,9 @@ pub struct InsertPlan {
 
 struct Slot {
     id: Option<String>,
-    original: Option<PlayRecord>,
+    original: Option<(PlayRecord, PlayKeys)>,
     record: PlayRecord,
+    keys: PlayKeys,
 }
 
 /// Decides, for `incoming` records, which are new, which replace a stored record and
@@ -37,28 +40,25 @@ struct Slot {
 /// `existing`, call this, and write the plan in their transaction.
 pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules: &PlayRules) -> InsertPlan {
     let mut slots: Vec<Slot> = Vec::with_capacity(existing.len() + incoming.len());
-    // Match candidates by URI and by name key; a record is filed under both.
-    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-    let file = |slots: &Vec<Slot>, by_key: &mut HashMap<String, Vec<usize>>, idx: usize| {
-        for key in match_keys(&slots[idx].record, rules) {
-            by_key.entry(key).or_default().push(idx);
-        }
-    };
+    // Candidates are filed under hashes of their URI and of their name key; a hash
+    // collision only costs a comparison, since matches are confirmed by the rule itself.
+    let mut by_key: HashMap<u64, Vec<usize>> = HashMap::with_capacity(2 * (existing.len() + incoming.len()));
     for e in existing {
-        slots.push(Slot { id: Some(e.id), original: Some(e.record.clone()), record: e.record });
-        file(&slots, &mut by_key, slots.len() - 1);
+        let keys = e.record.keys(rules);
+        let original = Some((e.record.clone(), keys.clone()));
+        slots.push(Slot { id: Some(e.id), original, record: e.record, keys });
+        file_slot(&mut by_key, &slots, slots.len() - 1);
     }
     let mut outcome = InsertOutcome::default();
     for rec in incoming {
+        let keys = rec.keys(rules);
         let mut best: Option<usize> = None;
-        for key in match_keys(&rec, rules) {
-            for &idx in by_key.get(&key).into_iter().flatten() {
-                if rec.same_play(&slots[idx].record, rules) {
-                    let closer = best.is_none_or(|b| {
-                        (slots[idx].record.played_at - rec.played_at).abs()
-                            < (slots[b].record.played_at - rec.played_at).abs()
-                    });
-                    if closer {
+        for hash in match_hashes(&rec, &keys) {
+            for &idx in by_key.get(&hash).into_iter().flatten() {
+                let slot = &slots[idx];
+                if best != Some(idx) && rec.same_play_keyed(&keys, &slot.record, &slot.keys, rules) {
+                    let distance = (slot.record.played_at - rec.played_at).abs();
+                    if best.is_none_or(|b| distance < (slots[b].record.played_at - rec.played_at).abs()) {
                         best = Some(idx);
                     }
                 }
@@ -68,13 +68,14 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
             Some(idx) if rec.richer_than(&slots[idx].record) => {
                 outcome.replaced += 1;
                 slots[idx].record = rec;
-                file(&slots, &mut by_key, idx);
+                slots[idx].keys = keys;
+                file_slot(&mut by_key, &slots, idx);
             }
             Some(_) => outcome.duplicates += 1,
             None => {
                 outcome.added += 1;
-                slots.push(Slot { id: None, original: None, record: rec });
-                file(&slots, &mut by_key, slots.len() - 1);
+                slots.push(Slot { id: None, original: None, record: rec, keys });
+                file_slot(&mut by_key, &slots, slots.len() - 1);
             }
         }
     }
@@ -82,12 +83,13 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
     for slot in slots {
         match (slot.id, slot.original) {
             (None, _) => {
-                plan.delta.add(&slot.record, rules, 1);
+                plan.delta.add_keyed(&slot.record, &slot.keys, 1);
                 plan.inserts.push(slot.record);
+                plan.insert_keys.push(slot.keys);
             }
-            (Some(id), Some(original)) if original != slot.record => {
-                plan.delta.add(&original, rules, -1);
-                plan.delta.add(&slot.record, rules, 1);
+            (Some(id), Some((original, original_keys))) if original != slot.record => {
+                plan.delta.add_keyed(&original, &original_keys, -1);
+                plan.delta.add_keyed(&slot.record, &slot.keys, 1);
                 plan.replacements.push((id, slot.record));
             }
             _ => {}
@@ -98,17 +100,31 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
     plan
 }
 
-fn match_keys(r: &PlayRecord, rules: &PlayRules) -> Vec<String> {
-    let mut keys = Vec::with_capacity(2);
-    if let Some(uri) = &r.uri {
-        keys.push(format!("u{uri}"));
+fn file_slot(by_key: &mut HashMap<u64, Vec<usize>>, slots: &[Slot], idx: usize) {
+    for hash in match_hashes(&slots[idx].record, &slots[idx].keys) {
+        let list = by_key.entry(hash).or_default();
+        if !list.contains(&idx) {
+            list.push(idx);
+        }
     }
-    match r.keys(rules).name_key {
-        Some(k) => keys.push(format!("n{}{k}", r.kind.code())),
-        None if r.uri.is_none() => keys.push(format!("x{}", r.kind.code())),
-        None => {}
-    }
-    keys
+}
+
+/// The hashes a record can be matched under: its URI, and its kind + name key (or its
+/// kind alone for entries with neither, which match by duration).
+fn match_hashes(r: &PlayRecord, keys: &PlayKeys) -> impl Iterator<Item = u64> {
+    use std::hash::{Hash, Hasher};
+    let hash = |tag: u8, text: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (tag, r.kind.code(), text).hash(&mut h);
+        h.finish()
+    };
+    let by_uri = r.uri.as_deref().map(|u| hash(b'u', u));
+    let by_name = match &keys.name_key {
+        Some(k) => Some(hash(b'n', k)),
+        None if r.uri.is_none() => Some(hash(b'x', "")),
+        None => None,
+    };
+    by_uri.into_iter().chain(by_name)
 }
 
 /// Change of one item's totals.
@@ -139,7 +155,11 @@ impl RollupDelta {
     /// Accounts for `r` being added (`sign` 1) or removed (`sign` -1). Only counted
     /// plays contribute.
     pub fn add(&mut self, r: &PlayRecord, rules: &PlayRules, sign: i64) {
-        let keys = r.keys(rules);
+        self.add_keyed(r, &r.keys(rules), sign)
+    }
+
+    /// [`RollupDelta::add`] with the record's keys already computed.
+    pub fn add_keyed(&mut self, r: &PlayRecord, keys: &PlayKeys, sign: i64) {
         if !keys.counted {
             return;
         }
@@ -167,9 +187,9 @@ impl RollupDelta {
             }
         };
         let track_name = r.track_name.as_ref().or(r.uri.as_ref());
-        item(ItemKind::Track, keys.track_key, track_name, r.artist_name.as_ref(), r.uri.as_ref());
-        item(ItemKind::Artist, keys.artist_key, r.artist_name.as_ref(), None, r.artist_id.as_ref());
-        item(ItemKind::Album, keys.album_key, r.album_name.as_ref(), r.artist_name.as_ref(), None);
+        item(ItemKind::Track, keys.track_key.clone(), track_name, r.artist_name.as_ref(), r.uri.as_ref());
+        item(ItemKind::Artist, keys.artist_key.clone(), r.artist_name.as_ref(), None, r.artist_id.as_ref());
+        item(ItemKind::Album, keys.album_key.clone(), r.album_name.as_ref(), r.artist_name.as_ref(), None);
     }
 
     /// The delta of a whole set of records added: used to rebuild rollups.

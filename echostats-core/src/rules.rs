@@ -28,20 +28,24 @@ pub fn normalize_name(name: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in word.chars() {
-            out.extend(c.to_lowercase());
+        if word.is_ascii() {
+            // Most names: no allocation per character.
+            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+        } else {
+            for c in word.chars() {
+                out.extend(c.to_lowercase());
+            }
         }
     }
     out
 }
 
-fn pair_key(a: &Option<String>, b: &Option<String>) -> Option<String> {
-    match (a, b) {
-        (Some(a), Some(b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
-            Some(format!("{}\u{1f}{}", normalize_name(a), normalize_name(b)))
-        }
-        _ => None,
-    }
+fn norm_nonempty(name: &Option<String>) -> Option<String> {
+    name.as_deref().map(normalize_name).filter(|n| !n.is_empty())
+}
+
+fn join_keys(a: Option<&String>, b: Option<&String>) -> Option<String> {
+    Some(format!("{}\u{1f}{}", a?, b?))
 }
 
 /// The grouping and matching keys of one record, derived from its fields.
@@ -62,28 +66,24 @@ pub struct PlayKeys {
 impl PlayRecord {
     /// The keys of this record under `rules`.
     pub fn keys(&self, rules: &PlayRules) -> PlayKeys {
-        let name_key = match self.kind {
-            PlayKind::Track => pair_key(&self.track_name, &self.artist_name),
-            PlayKind::Episode => pair_key(&self.episode_name, &self.show_name),
-            PlayKind::Audiobook => pair_key(&self.audiobook_chapter_title, &self.audiobook_title),
-            PlayKind::Unknown => None,
+        let (item, parent) = match self.kind {
+            PlayKind::Track => (&self.track_name, &self.artist_name),
+            PlayKind::Episode => (&self.episode_name, &self.show_name),
+            PlayKind::Audiobook => (&self.audiobook_chapter_title, &self.audiobook_title),
+            PlayKind::Unknown => return PlayKeys::default(),
         };
+        let (item, parent) = (norm_nonempty(item), norm_nonempty(parent));
+        let name_key = join_keys(item.as_ref(), parent.as_ref());
         if self.kind != PlayKind::Track {
             return PlayKeys { name_key, ..PlayKeys::default() };
         }
-        let artist_key = self.artist_name.as_deref().map(normalize_name).filter(|k| !k.is_empty());
-        let album_key = match (&self.album_name, &artist_key) {
-            (Some(album), Some(artist)) if !album.trim().is_empty() => {
-                Some(format!("{}\u{1f}{}", normalize_name(album), artist))
-            }
-            _ => None,
-        };
+        let album_key = join_keys(norm_nonempty(&self.album_name).as_ref(), parent.as_ref());
         let track_key = name_key.clone().or_else(|| self.uri.clone());
         PlayKeys {
             counted: self.ms_played >= rules.min_play_ms && track_key.is_some(),
             name_key,
             track_key,
-            artist_key,
+            artist_key: parent,
             album_key,
         }
     }
@@ -93,13 +93,24 @@ impl PlayRecord {
     /// otherwise by track and artist name; entries without any metadata match only an
     /// entry with the same duration).
     pub fn same_play(&self, other: &PlayRecord, rules: &PlayRules) -> bool {
+        self.same_play_keyed(&self.keys(rules), other, &other.keys(rules), rules)
+    }
+
+    /// [`PlayRecord::same_play`] with both records' keys already computed.
+    pub fn same_play_keyed(
+        &self,
+        keys: &PlayKeys,
+        other: &PlayRecord,
+        other_keys: &PlayKeys,
+        rules: &PlayRules,
+    ) -> bool {
         if self.kind != other.kind || (self.played_at - other.played_at).abs() > rules.duplicate_window {
             return false;
         }
         if let (Some(a), Some(b)) = (&self.uri, &other.uri) {
             return a == b;
         }
-        match (self.keys(rules).name_key, other.keys(rules).name_key) {
+        match (&keys.name_key, &other_keys.name_key) {
             (Some(a), Some(b)) => a == b,
             (None, None) => self.uri.is_none() && other.uri.is_none() && self.ms_played == other.ms_played,
             _ => false,

@@ -173,9 +173,13 @@ impl SqlBatch {
         let rules = &self.rules;
 
         // Stored plays that may be duplicates, in id (= insertion) order like the
-        // reference store, so the plan picks the same candidates.
+        // reference store, so the plan picks the same candidates. Only entries of the
+        // same kind can match: a year of podcast rows must not load a year of music.
+        let kinds: std::collections::BTreeSet<i32> = plays.iter().map(|p| p.kind.code()).collect();
+        let kind_list = kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 ORDER BY id"
+            "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
+             AND kind IN ({kind_list}) ORDER BY id"
         );
         let rows = conn.fetch_all(sqlx::query(&sql).bind(user_id).bind(ms_ceil(lo)).bind(ms_floor(hi))).await?;
         let mut existing = Vec::with_capacity(rows.len());
@@ -226,7 +230,8 @@ impl SqlBatch {
         // returns them (sorted, they map to the rows in order); on SQLite the write lock
         // is ours and AUTOINCREMENT hands out consecutive ids, so the statement's ids end
         // at last_insert_rowid().
-        let derived: Vec<Derived> = plan.inserts.iter().map(|r| Derived::of(r, rules)).collect();
+        let derived: Vec<Derived> =
+            plan.inserts.iter().zip(&plan.insert_keys).map(|(r, k)| Derived::from_keys(r, k.clone())).collect();
         let cols = PLAY_WRITE_COLS.join(", ");
         let returning = if dialect == Dialect::Postgres { " RETURNING id" } else { "" };
         let insert_sql = |rows: usize| {
@@ -243,7 +248,9 @@ impl SqlBatch {
             } else {
                 insert_sql(chunk.len())
             };
-            let mut q = sqlx::query(&sql);
+            // Variable-size statements are not cached: sqlx keeps up to 100 prepared
+            // statements per connection, and one with thousands of parameters is megabytes.
+            let mut q = sqlx::query(&sql).persistent(chunk.len() == PLAY_ROWS_PER_INSERT);
             for (r, d) in chunk.iter().zip(&derived[base..]) {
                 q = bind_play(q, user_id, r, d);
             }
@@ -350,7 +357,7 @@ pub(crate) async fn apply_days(
         let mut ph = Ph::new(dialect);
         let sql =
             format!("DELETE FROM rollup_days WHERE user_id = {} AND day IN ({})", ph.next(), ph.list(chunk.len()));
-        let mut q = sqlx::query(&sql).bind(user_id);
+        let mut q = sqlx::query(&sql).persistent(false).bind(user_id);
         for n in chunk {
             q = q.bind(*n);
         }
@@ -368,7 +375,7 @@ async fn write_days(conn: &mut AnyConnection, dialect: Dialect, user_id: &str, d
              ON CONFLICT (user_id, day) DO UPDATE SET plays = excluded.plays, ms = excluded.ms, slots = excluded.slots",
             Ph::new(dialect).values(chunk.len(), COLS)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(false);
         for d in chunk {
             q = q.bind(user_id).bind(day_num(d.day)).bind(d.total_plays()).bind(d.total_ms()).bind(d.encode_slots());
         }

@@ -194,7 +194,7 @@ pub(crate) async fn upsert_items(
             "INSERT INTO item_totals (user_id, kind, key, name, artist_name, spotify_id, plays, ms, first_id, sid_id) VALUES {}{tail}",
             Ph::new(dialect).values(chunk.len(), ITEM_COLS)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(false);
         for (kind, key, acc) in chunk {
             q = q
                 .bind(user_id)
@@ -309,7 +309,7 @@ pub(crate) async fn recompute_items(
         of_kind.sort_unstable();
         for chunk in of_kind.chunks(MAX_BINDS - 1) {
             let sql = grouped_sql(dialect, kind, GroupFilter::Keys(chunk.len()));
-            let mut q = sqlx::query(&sql).bind(user_id);
+            let mut q = sqlx::query(&sql).persistent(false).bind(user_id);
             for key in chunk {
                 q = q.bind(*key);
             }

@@ -85,7 +85,7 @@ impl MigrationSource<'static> for Embedded {
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; \
-     PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
+     PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;";
 
 impl SqlStore {
     /// Opens (creating and migrating as needed) the database at `url`:

@@ -143,7 +143,7 @@ pub(crate) fn parse_zip(
     }
     let mut names: Vec<(String, usize)> =
         (0..archive.len()).filter_map(|i| archive.name_for_index(i).map(|name| (name.to_string(), i))).collect();
-    names.sort();
+    names.sort_by(|a, b| (super::account_data_last(&a.0), a).cmp(&(super::account_data_last(&b.0), b)));
 
     let totals = ZipTotals::new(limits.max_total_bytes);
     for (name, index) in names {

@@ -237,7 +237,16 @@ fn looks_like_zip(path: &Path, file: &mut File) -> std::io::Result<bool> {
     Ok(named_zip || (n == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")))
 }
 
-/// Walks `dir` depth first in name order. `Err` only when `dir` itself cannot be read.
+/// Sort key that puts (likely) one-year account data after everything else in a
+/// folder or zip, by name: importing the richer extended history first means account
+/// rows are dropped as duplicates instead of being stored and then replaced. Only the
+/// order depends on names; formats are still detected by content, and the result is the
+/// same in any order.
+pub(crate) fn account_data_last(path: &str) -> bool {
+    path.split(['/', '\\']).any(|part| part.contains("Account Data") || part.starts_with("StreamingHistory"))
+}
+
+/// Walks `dir` depth first in name order (account data last). `Err` only when `dir` itself cannot be read.
 fn walk_dir(
     dir: &Path,
     limits: &ImportLimits,
@@ -245,7 +254,10 @@ fn walk_dir(
     sink: &mut dyn FnMut(ParseEvent) -> bool,
 ) -> std::io::Result<bool> {
     let mut entries = fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
+    entries.sort_by_key(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        (account_data_last(&name), name)
+    });
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
