@@ -12,7 +12,7 @@ async fn sqlite_and_reference_store_give_the_same_figures() {
     let sqlite = echostats::open_store(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
     let memory = echostats::open_store("memory://").await.unwrap();
     for store in [&sqlite, &memory] {
-        import_paths(&**store, "local", &[fixture.clone()], &ImportOptions::default(), None).await.unwrap();
+        import_paths(&**store, "local", std::slice::from_ref(&fixture), &ImportOptions::default(), None).await.unwrap();
     }
     let now = chrono::DateTime::parse_from_rfc3339("2026-10-20T18:00:00Z").unwrap().to_utc();
     let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();

@@ -46,7 +46,7 @@ pub struct ImportArgs {
     #[arg(long, env = "ECHOSTATS_DUPLICATE_WINDOW_SECS", default_value_t = 60)]
     pub duplicate_window_secs: i64,
     /// No progress bar.
-    #[arg(long, env = "ECHOSTATS_QUIET")]
+    #[arg(long, env = "ECHOSTATS_QUIET", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub quiet: bool,
 }
 

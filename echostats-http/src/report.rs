@@ -45,7 +45,7 @@ fn bar(value: i64, max: i64, width: usize) -> String {
     }
     let eighths = (value as f64 / max as f64 * width as f64 * 8.0).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(['▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8 - 1]);
     }
     s

@@ -1064,19 +1064,20 @@ mod tests {
         let (result, events) = run_paths(std::slice::from_ref(&zip), &ImportLimits::default(), 100);
         result.unwrap();
         let z = zip.display().to_string();
+        // Account data comes last (see `account_data_last`), the rest in name order.
         assert_eq!(
             outline(&events),
             [
-                format!("started {z}!Spotify Account Data/StreamingHistory_music_0.json (account data streaming history (music))"),
-                format!("chunk {z}!Spotify Account Data/StreamingHistory_music_0.json 1+0"),
-                format!("finished {z}!Spotify Account Data/StreamingHistory_music_0.json 1"),
-                format!("skipped {z}!Spotify Account Data/YourLibrary.json: not a streaming history file (the top level is an object, not an array)"),
-                format!("skipped {z}!Spotify Account Data/nested.zip: nested zip archives are not imported"),
                 format!("skipped {z}!{ext}/ReadMeFirst_ExtendedStreamingHistory.pdf: not a JSON file"),
                 format!("started {z}!{ext}/Streaming_History_Audio_2019-2024_0.json (extended streaming history)"),
                 format!("chunk {z}!{ext}/Streaming_History_Audio_2019-2024_0.json 2+0"),
                 format!("finished {z}!{ext}/Streaming_History_Audio_2019-2024_0.json 2"),
                 format!("skipped {z}!{ext}/Streaming_History_Video_2019-2024.json: video history is not imported"),
+                format!("started {z}!Spotify Account Data/StreamingHistory_music_0.json (account data streaming history (music))"),
+                format!("chunk {z}!Spotify Account Data/StreamingHistory_music_0.json 1+0"),
+                format!("finished {z}!Spotify Account Data/StreamingHistory_music_0.json 1"),
+                format!("skipped {z}!Spotify Account Data/YourLibrary.json: not a streaming history file (the top level is an object, not an array)"),
+                format!("skipped {z}!Spotify Account Data/nested.zip: nested zip archives are not imported"),
             ]
         );
     }
