@@ -140,10 +140,16 @@ async fn import(store: &dyn echostats::store::Store, user: &str, args: &ImportAr
         },
         ..ImportOptions::default()
     };
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("template"));
+    let files = echostats::import::count_input_files(&args.paths);
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(files) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} files  {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     let progress = |s: &ImportSummary, file: &str| {
+        bar.set_position(s.files.len() as u64);
         bar.set_message(format!(
             "{} entries read, {} added, {} duplicates — {}",
             s.entries(),

@@ -90,7 +90,7 @@ fn total_exceeded(limit: u64) -> String {
 
 /// Whether a path inside a zip is metadata nobody wants imported (`.DS_Store`,
 /// `__MACOSX/._x.json`, ...).
-fn is_hidden(name: &str) -> bool {
+pub(crate) fn is_hidden(name: &str) -> bool {
     name.split('/').any(|part| part.starts_with('.') || part == "__MACOSX")
 }
 

@@ -237,6 +237,29 @@ fn looks_like_zip(path: &Path, file: &mut File) -> std::io::Result<bool> {
     Ok(named_zip || (n == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06")))
 }
 
+/// How many files [`parse_inputs`] will report on (each one ends in a `FileFinished`,
+/// `FileFailed` or `FileSkipped` event), for a progress bar. Cheap: it lists folders and
+/// reads zip directories, no contents. Unreadable inputs count as one.
+pub fn count_input_files(paths: &[PathBuf]) -> u64 {
+    fn count_path(path: &Path) -> u64 {
+        if path.is_dir() {
+            let Ok(entries) = fs::read_dir(path) else { return 1 };
+            return entries
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| count_path(&e.path()))
+                .sum();
+        }
+        let zip_entries = File::open(path).ok().and_then(|mut f| {
+            looks_like_zip(path, &mut f).ok().filter(|z| *z)?;
+            let archive = zip::ZipArchive::new(f).ok()?;
+            Some(archive.file_names().filter(|n| !n.ends_with('/') && !archive::is_hidden(n)).count() as u64)
+        });
+        zip_entries.unwrap_or(1)
+    }
+    paths.iter().map(|p| count_path(p)).sum()
+}
+
 /// Sort key that puts (likely) one-year account data after everything else in a
 /// folder or zip, by name: importing the richer extended history first means account
 /// rows are dropped as duplicates instead of being stored and then replaced. Only the
