@@ -391,7 +391,8 @@ impl SqlStore {
         for chunk in unique.chunks(MAX_BINDS) {
             let sql =
                 format!("SELECT key, genres FROM artists WHERE key IN ({})", Ph::new(self.dialect).list(chunk.len()));
-            let mut q = sqlx::query(&sql);
+            // IN lists vary in length: not worth a cached prepared statement each.
+            let mut q = sqlx::query(&sql).persistent(false);
             for k in chunk {
                 q = q.bind(*k);
             }
@@ -417,7 +418,7 @@ impl SqlStore {
                  speechiness, tempo FROM tracks WHERE danceability IS NOT NULL AND spotify_id IN ({})",
                 Ph::new(self.dialect).list(chunk.len())
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(false);
             for id in chunk {
                 q = q.bind(id.as_str());
             }

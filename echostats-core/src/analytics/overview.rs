@@ -280,11 +280,16 @@ async fn average_features(store: &dyn Store, tracks: &[RankedItem]) -> Result<Op
 pub async fn overview(store: &dyn Store, user_id: &str, req: &OverviewRequest) -> Result<Overview> {
     let now = req.now();
     let window = req.period.window(now);
-    let totals = local_totals(store, user_id, window, req.tz).await?;
-    // All artists are needed for genres; tracks only for the top list (and features).
-    let artists = store.item_ranking(user_id, ItemKind::Artist, window, None).await?;
-    let tracks = store.item_ranking(user_id, ItemKind::Track, window, Some(req.top_limit.max(50))).await?;
-    let albums = store.item_ranking(user_id, ItemKind::Album, window, Some(req.top_limit)).await?;
+    // Independent reads, run concurrently (stores with a connection pool serve them in
+    // parallel). All artists are needed for genres; tracks only for the top list and
+    // the audio features.
+    let (totals, artists, tracks, albums) = tokio::join!(
+        local_totals(store, user_id, window, req.tz),
+        store.item_ranking(user_id, ItemKind::Artist, window, None),
+        store.item_ranking(user_id, ItemKind::Track, window, Some(req.top_limit.max(50))),
+        store.item_ranking(user_id, ItemKind::Album, window, Some(req.top_limit)),
+    );
+    let (totals, artists, tracks, albums) = (totals?, artists?, tracks?, albums?);
     let genres = genre_ranking(store, &artists.items).await?;
     let active: BTreeSet<NaiveDate> = totals.by_day.iter().filter(|(_, (p, _))| *p > 0).map(|(d, _)| *d).collect();
     let (longest, current) = streaks(&active, now.with_timezone(&req.tz).date_naive());
