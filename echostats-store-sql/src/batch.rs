@@ -250,7 +250,11 @@ impl SqlBatch {
             };
             // Variable-size statements are not cached: sqlx keeps up to 100 prepared
             // statements per connection, and one with thousands of parameters is megabytes.
-            let mut q = sqlx::query(&sql).persistent(chunk.len() == PLAY_ROWS_PER_INSERT);
+            // Reserve the arguments up front: growing a vector of ~30,000 values one
+            // push at a time was a tenth of the import's time in memmove.
+            let mut args = sqlx::any::AnyArguments::default();
+            sqlx::Arguments::reserve(&mut args, chunk.len() * PLAY_WRITE_COLS.len(), 0);
+            let mut q = sqlx::query_with(&sql, args).persistent(chunk.len() == PLAY_ROWS_PER_INSERT);
             for (r, d) in chunk.iter().zip(&derived[base..]) {
                 q = bind_play(q, user_id, r, d);
             }
