@@ -193,7 +193,11 @@ fn render_summary(s: &ImportSummary) -> String {
         }
     }
     let kinds: Vec<String> = s.entries_by_kind.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
-    let _ = writeln!(out, "Entries: {} ({})", s.entries(), kinds.join(", "));
+    match kinds.is_empty() {
+        true => writeln!(out, "Entries: 0"),
+        false => writeln!(out, "Entries: {} ({})", s.entries(), kinds.join(", ")),
+    }
+    .ok();
     let _ = writeln!(
         out,
         "Stored: {} added, {} enriched (richer record replaced a poorer one), {} duplicates ignored",
