@@ -50,6 +50,7 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
         file_slot(&mut by_key, &slots, slots.len() - 1);
     }
     let mut outcome = InsertOutcome::default();
+    let incoming_count = incoming.len() as u64;
     for rec in incoming {
         let keys = rec.keys(rules);
         let mut best: Option<usize> = None;
@@ -66,12 +67,11 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
         }
         match best {
             Some(idx) if rec.richer_than(&slots[idx].record) => {
-                outcome.replaced += 1;
                 slots[idx].record = rec;
                 slots[idx].keys = keys;
                 file_slot(&mut by_key, &slots, idx);
             }
-            Some(_) => outcome.duplicates += 1,
+            Some(_) => {}
             None => {
                 outcome.added += 1;
                 slots.push(Slot { id: None, original: None, record: rec, keys });
@@ -95,8 +95,10 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
             _ => {}
         }
     }
-    // In-batch replacements of new records count once, as added.
+    // Every incoming entry is counted once: a stored record enriched (even twice) is one
+    // replacement; an entry merged into a record new in this batch is a duplicate.
     plan.outcome.replaced = plan.replacements.len() as u64;
+    plan.outcome.duplicates = incoming_count - plan.outcome.added - plan.outcome.replaced;
     plan
 }
 
@@ -486,6 +488,13 @@ mod tests {
         ];
         let plan = plan_insert(vec![stored], incoming, &rules);
         assert_eq!(plan.outcome, InsertOutcome { added: 1, replaced: 1, duplicates: 2 });
+        // A richer entry merging into a record new in the same batch is a duplicate.
+        let mut poor = rec(900, 40_000, PlayOrigin::AccountData, None, "Other");
+        poor.album_name = None;
+        let rich = rec(930, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:b"), "Other");
+        let merged = plan_insert(vec![], vec![poor, rich.clone()], &rules);
+        assert_eq!(merged.outcome, InsertOutcome { added: 1, replaced: 0, duplicates: 1 });
+        assert_eq!(merged.inserts, vec![rich]);
         assert_eq!(plan.replacements[0].0, "7");
         assert_eq!(plan.inserts.len(), 1);
         let day = plan.delta.days.values().next().unwrap();
