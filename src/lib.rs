@@ -22,17 +22,17 @@ use std::sync::Arc;
 /// Opens a store from a URL:
 /// - `sqlite://path/to/file.db` (created on first use), `sqlite::memory:`
 /// - `postgres://user@host:5432/db` (also `postgresql://`)
+/// - `mongodb://host:27017/db` (also `mongodb+srv://`; database `echostats` when the URL
+///   names none)
 /// - `memory://` (the in-process reference store; nothing persists)
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
         "sqlite" | "postgres" | "postgresql" => Ok(Arc::new(echostats_store_sql::SqlStore::open(url).await?)),
         "memory" => Ok(Arc::new(MemoryStore::new())),
-        "mongodb" | "mongodb+srv" => Err(Error::NotSupported {
-            what: "MongoDB storage is not built yet (echostats-store-mongo); use sqlite:// or postgres://".into(),
-        }),
+        "mongodb" | "mongodb+srv" => Ok(Arc::new(echostats_store_mongo::MongoStore::open(url).await?)),
         _ => Err(Error::invalid(format!(
-            "unsupported database URL {url:?}: expected sqlite://FILE, postgres://..., or memory://"
+            "unsupported database URL {url:?}: expected sqlite://FILE, postgres://..., mongodb://..., or memory://"
         ))),
     }
 }
