@@ -33,7 +33,8 @@ macro_rules! conformance_tests {
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
             failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
-            user_isolation, error_kinds, catalog_roundtrip);
+            user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle, jobs_listing_and_stats,
+            api_logs_filters_and_stats);
     };
     (@each $factory:path; $($name:ident),*) => {
         $(
@@ -648,4 +649,247 @@ pub async fn catalog_roundtrip(store: &dyn Store) {
             .await
             .unwrap();
     assert_eq!(o.avg_audio_features.map(|f| f.tempo), Some(156.1));
+}
+
+/// Sealed tokens are stored per existing user and can be removed.
+pub async fn tokens_roundtrip(store: &dyn Store) {
+    let sealed = EncryptedTokens {
+        ciphertext: vec![0, 1, 2, 250, 255, 7],
+        expires_at: Utc.with_ymd_and_hms(2026, 11, 1, 13, 0, 0).unwrap(),
+    };
+    assert!(matches!(store.set_tokens("ghost", Some(&sealed)).await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.tokens("ghost").await, Err(Error::NotFound { .. })));
+    for id in ["t1", "t2"] {
+        let user = User {
+            id: id.into(),
+            spotify_id: None,
+            display_name: None,
+            image_url: None,
+            product: None,
+            created_at: now(),
+        };
+        store.upsert_user(&user).await.unwrap();
+    }
+    assert_eq!(store.tokens("t1").await.unwrap(), None);
+    store.set_tokens("t1", Some(&sealed)).await.unwrap();
+    assert_eq!(store.tokens("t1").await.unwrap(), Some(sealed.clone()));
+    assert_eq!(store.tokens("t2").await.unwrap(), None, "tokens are per user");
+    // Updating the user keeps the tokens.
+    let u = store.user("t1").await.unwrap();
+    store.upsert_user(&User { display_name: Some("T".into()), ..u }).await.unwrap();
+    assert_eq!(store.tokens("t1").await.unwrap(), Some(sealed.clone()));
+    let newer = EncryptedTokens { ciphertext: vec![9; 64], expires_at: sealed.expires_at + Duration::hours(1) };
+    store.set_tokens("t1", Some(&newer)).await.unwrap();
+    assert_eq!(store.tokens("t1").await.unwrap(), Some(newer));
+    store.set_tokens("t1", None).await.unwrap();
+    assert_eq!(store.tokens("t1").await.unwrap(), None);
+}
+
+fn job(id: &str, user: &str, job_type: JobType, status: JobStatus, created_at: DateTime<Utc>) -> SyncJob {
+    SyncJob {
+        id: id.into(),
+        user_id: user.into(),
+        job_type,
+        status,
+        items_processed: 0,
+        items_total: 0,
+        error_message: None,
+        steps: vec![],
+        created_at,
+        started_at: None,
+        completed_at: None,
+    }
+}
+
+/// Exclusive creation, progress updates, visibility, restart recovery and expiry.
+pub async fn jobs_lifecycle(store: &dyn Store) {
+    let t0 = now() - Duration::days(40);
+    let mut sync = job("j1", "alice", JobType::Periodic, JobStatus::Pending, t0);
+    store.create_job(&sync, true).await.unwrap();
+    let again = job("j2", "alice", JobType::Periodic, JobStatus::Pending, t0);
+    assert!(matches!(store.create_job(&again, true).await, Err(Error::AlreadyExists { .. })), "one active sync");
+    assert!(matches!(store.create_job(&sync, false).await, Err(Error::AlreadyExists { .. })), "id taken");
+    // Other types, other users and non-exclusive jobs are not blocked.
+    store.create_job(&job("j3", "alice", JobType::Import, JobStatus::Pending, t0), true).await.unwrap();
+    store.create_job(&job("j4", "bob", JobType::Periodic, JobStatus::Running, t0), true).await.unwrap();
+    store.create_job(&job("j5", "alice", JobType::Periodic, JobStatus::Pending, t0), false).await.unwrap();
+
+    sync.status = JobStatus::Running;
+    sync.started_at = Some(t0 + Duration::seconds(1));
+    sync.items_total = 50;
+    sync.items_processed = 20;
+    sync.steps.push(JobStep {
+        action: "recently_played".into(),
+        status: JobStatus::Completed,
+        detail: Some("Fetched 50 recent tracks".into()),
+        items: 50,
+        error: None,
+    });
+    store.update_job(&sync).await.unwrap();
+    assert_eq!(store.job("alice", "j1").await.unwrap(), sync);
+    assert!(matches!(store.job("bob", "j1").await, Err(Error::NotFound { .. })), "another user's job");
+    let mut stolen = sync.clone();
+    stolen.user_id = "bob".into();
+    assert!(matches!(store.update_job(&stolen).await, Err(Error::NotFound { .. })));
+    let ghost = job("nope", "alice", JobType::Periodic, JobStatus::Running, t0);
+    assert!(matches!(store.update_job(&ghost).await, Err(Error::NotFound { .. })));
+    assert!(matches!(store.create_job(&again, true).await, Err(Error::AlreadyExists { .. })), "still running");
+
+    sync.status = JobStatus::Completed;
+    sync.items_processed = 50;
+    sync.completed_at = Some(t0 + Duration::seconds(12));
+    store.update_job(&sync).await.unwrap();
+    assert_eq!(store.job("alice", "j1").await.unwrap(), sync);
+    store.create_job(&again, true).await.expect("a finished job no longer blocks");
+
+    // A restart fails what was left active: j2, j3, j4, j5.
+    assert_eq!(store.fail_unfinished_jobs("interrupted by a restart").await.unwrap(), 4);
+    let j4 = store.job("bob", "j4").await.unwrap();
+    assert_eq!((j4.status, j4.error_message.as_deref()), (JobStatus::Failed, Some("interrupted by a restart")));
+    store.create_job(&job("j6", "bob", JobType::Periodic, JobStatus::Pending, now()), true).await.unwrap();
+
+    // Expiry: finished jobs created before the cut go, active and newer ones stay.
+    store.create_job(&job("j7", "bob", JobType::Import, JobStatus::Running, t0), true).await.unwrap();
+    assert_eq!(store.delete_jobs_before(now() - Duration::days(30)).await.unwrap(), 5);
+    let left: Vec<String> =
+        store.jobs("bob", &JobQuery::default()).await.unwrap().items.into_iter().map(|j| j.id).collect();
+    assert_eq!(left, ["j6", "j7"]);
+    assert_eq!(store.jobs("alice", &JobQuery::default()).await.unwrap().total, 0);
+}
+
+/// Listing order, pagination, filters and the counts of `/sync-jobs/stats`.
+pub async fn jobs_listing_and_stats(store: &dyn Store) {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut all = Vec::new();
+    for i in 0..45 {
+        let job_type = JobType::ALL[rng.gen_range(0..JobType::ALL.len())];
+        let status = JobStatus::ALL[rng.gen_range(0..JobStatus::ALL.len())];
+        // Some jobs share a creation time: ties go by id, descending.
+        let created = now() - Duration::minutes(15 * (i / 2) as i64);
+        let mut j = job(&format!("job-{i:02}"), "alice", job_type, status, created);
+        j.items_processed = rng.gen_range(0..100);
+        if status == JobStatus::Completed {
+            j.completed_at = Some(created + Duration::seconds(rng.gen_range(1..600)));
+        }
+        store.create_job(&j, false).await.unwrap();
+        all.push(j);
+    }
+    store.create_job(&job("other", "bob", JobType::Periodic, JobStatus::Completed, now()), false).await.unwrap();
+    all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+
+    let filters = [(None, None), (Some(JobStatus::Completed), None), (None, Some(JobType::Import))];
+    for (status, job_type) in filters {
+        let expected: Vec<&SyncJob> = all
+            .iter()
+            .filter(|j| status.is_none_or(|s| j.status == s) && job_type.is_none_or(|t| j.job_type == t))
+            .collect();
+        let mut got = Vec::new();
+        for page in 1..=8 {
+            let q = JobQuery { page, limit: 7, status, job_type };
+            let p = store.jobs("alice", &q).await.unwrap();
+            assert_eq!(p.total, expected.len() as u64);
+            got.extend(p.items);
+        }
+        assert_eq!(got.iter().collect::<Vec<_>>(), expected, "{status:?} {job_type:?}");
+    }
+
+    let mut stats = JobStats::default();
+    for j in &all {
+        stats.total_jobs += 1;
+        match j.status {
+            JobStatus::Pending => stats.pending += 1,
+            JobStatus::Running => stats.running += 1,
+            JobStatus::Failed => stats.failed += 1,
+            JobStatus::Completed => {
+                stats.completed += 1;
+                stats.total_items_synced += j.items_processed;
+                stats.last_sync_at = stats.last_sync_at.max(j.completed_at);
+            }
+        }
+    }
+    assert_eq!(store.job_stats("alice").await.unwrap(), stats);
+    assert_eq!(store.job_stats("carol").await.unwrap(), JobStats::default());
+    for bad in [JobQuery { limit: 0, ..JobQuery::default() }, JobQuery { page: 0, ..JobQuery::default() }] {
+        assert!(matches!(store.jobs("alice", &bad).await, Err(Error::InvalidInput { .. })));
+    }
+}
+
+/// Every filter of `/api-logs` against the reference predicate, pagination, the
+/// aggregates of `/api-logs/stats`, atomic appends and expiry.
+pub async fn api_logs_filters_and_stats(store: &dyn Store) {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let endpoints = ["/v1/me/player/recently-played", "/v1/tracks/abc", "/v1/artists/x%_y", "/v1/me/playlists"];
+    let statuses = [200, 200, 200, 201, 204, 304, 401, 404, 429, 500, 503, 0];
+    let mut alice = Vec::new();
+    for i in 0..120 {
+        let status_code = statuses[rng.gen_range(0..statuses.len())];
+        let log = ApiCallLog {
+            id: format!("log-{i:03}"),
+            user_id: Some(if i % 10 == 9 { "bob" } else { "alice" }.into()),
+            service: if i % 7 == 0 { "spotify-accounts" } else { "spotify" }.into(),
+            method: if i % 5 == 0 { "POST" } else { "GET" }.into(),
+            endpoint: endpoints[rng.gen_range(0..endpoints.len())].into(),
+            status_code,
+            latency_ms: rng.gen_range(0..4000) as f64 / 8.0,
+            error: (status_code >= 400 || status_code == 0).then(|| format!("HTTP {status_code}")),
+            timestamp: now() - Duration::seconds(30 * (i / 3) as i64),
+        };
+        alice.push(log);
+    }
+    for chunk in alice.chunks(50) {
+        store.log_api_calls(chunk).await.unwrap();
+    }
+    let app_call = ApiCallLog { id: "app".into(), user_id: None, ..alice[0].clone() };
+    store.log_api_calls(std::slice::from_ref(&app_call)).await.unwrap();
+    // A taken id refuses the whole slice.
+    let fresh = ApiCallLog { id: "fresh".into(), ..alice[1].clone() };
+    let taken = [fresh.clone(), alice[2].clone()];
+    assert!(matches!(store.log_api_calls(&taken).await, Err(Error::AlreadyExists { .. })));
+    alice.retain(|l| l.user_id.as_deref() == Some("alice"));
+    alice.sort_by(|a, b| (b.timestamp, &b.id).cmp(&(a.timestamp, &a.id)));
+
+    let queries = [
+        ApiLogQuery::default(),
+        ApiLogQuery { service: Some("spotify".into()), ..Default::default() },
+        ApiLogQuery { status_min: Some(400), ..Default::default() },
+        ApiLogQuery { status_min: Some(200), status_max: Some(299), ..Default::default() },
+        ApiLogQuery { method: Some("post".into()), ..Default::default() },
+        ApiLogQuery { endpoint_contains: Some("me/".into()), ..Default::default() },
+        ApiLogQuery { endpoint_contains: Some("%_".into()), ..Default::default() },
+        ApiLogQuery { endpoint_contains: Some("ME/".into()), ..Default::default() },
+        ApiLogQuery { endpoint_contains: Some(".*".into()), ..Default::default() },
+    ];
+    for q in queries {
+        let expected: Vec<&ApiCallLog> = alice.iter().filter(|l| q.matches(l)).collect();
+        let mut got = Vec::new();
+        for page in 1..=3 {
+            let p = store.api_logs("alice", &ApiLogQuery { page, limit: 40, ..q.clone() }).await.unwrap();
+            assert_eq!(p.total, expected.len() as u64, "{q:?}");
+            got.extend(p.items);
+        }
+        assert_eq!(got.iter().collect::<Vec<_>>(), expected, "{q:?}");
+    }
+
+    let mut by_status: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut by_endpoint: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &alice {
+        *by_status.entry(l.status_code).or_default() += 1;
+        *by_endpoint.entry(format!("{} {}", l.method, l.endpoint)).or_default() += 1;
+    }
+    let latency: f64 = alice.iter().map(|l| l.latency_ms).sum();
+    let by_status: Vec<(i32, u64)> = by_status.into_iter().collect();
+    let expected = ApiLogStats::from_groups(&by_status, latency, by_endpoint.into_iter().collect());
+    assert_eq!(store.api_log_stats("alice").await.unwrap(), expected);
+    assert_eq!(store.api_log_stats("carol").await.unwrap(), ApiLogStats::from_groups(&[], 0.0, vec![]));
+    assert!(matches!(
+        store.api_logs("alice", &ApiLogQuery { limit: 201, ..Default::default() }).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    let cut = now() - Duration::seconds(30 * 20);
+    let old = alice.iter().filter(|l| l.timestamp < cut).count() as u64;
+    let old_bob = (0..120).filter(|i| i % 10 == 9 && now() - Duration::seconds(30 * (i / 3)) < cut).count();
+    assert_eq!(store.delete_api_logs_before(cut).await.unwrap(), old + old_bob as u64);
+    let left = store.api_logs("alice", &ApiLogQuery::default()).await.unwrap().total;
+    assert_eq!(left, alice.len() as u64 - old);
 }

@@ -362,6 +362,45 @@ pub enum JobType {
     Initial,
 }
 
+/// Implements `as_str`, `ALL`, `Display` and `FromStr` (the serde snake_case names) for
+/// a plain enum, so stores and query parsers share one spelling.
+macro_rules! named_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+            /// The stored and serialized name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = crate::Error;
+            fn from_str(s: &str) -> crate::Result<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                    crate::Error::invalid(format!(concat!("unknown ", $what, " {:?}: expected one of {}"), s, names.join(", ")))
+                })
+            }
+        }
+    };
+}
+
+named_enum!(JobStatus, "job status", { Pending => "pending", Running => "running", Completed => "completed", Failed => "failed" });
+named_enum!(JobType, "job type", { Periodic => "periodic", RollupBuild => "rollup_build", Import => "import", Initial => "initial" });
+
+impl JobStatus {
+    /// Pending or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Pending | JobStatus::Running)
+    }
+}
+
 /// One step of a job (EchoStats `steps[]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStep {
@@ -409,6 +448,8 @@ pub struct SyncJob {
 pub struct ApiCallLog {
     /// Id.
     pub id: String,
+    /// The user the call was made for; `None` for calls made for no user (an app token).
+    pub user_id: Option<String>,
     /// e.g. `spotify`.
     pub service: String,
     /// HTTP method.

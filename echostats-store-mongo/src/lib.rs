@@ -22,7 +22,10 @@
 //! * `rollup_days`: one document per user and UTC day, the 96 quarter-hour slots as
 //!   BinData of [`RollupDay::encode_slots`], maintained by every insert batch in the
 //!   batch's transaction.
-//! * `users`, `tracks`, `artists` (catalog), `meta` (per-user rules and id counters).
+//! * `users`, `tracks`, `artists` (catalog), `meta` (per-user rules and id counters),
+//!   `user_tokens` (sealed Spotify tokens, by user id).
+//! * `sync_jobs` and `api_logs`, which expire through TTL indexes after the retention
+//!   period ([`DEFAULT_RETENTION`], [`MongoStore::open_with_retention`]).
 //!
 //! Item and show rankings are `$group` aggregations over the user's counted plays; an
 //! item's name and artist are those of its first counted play (lowest id) and its
@@ -33,6 +36,7 @@
 mod batch;
 mod codec;
 mod error;
+mod ops;
 mod store;
 
 use crate::error::{MongoError, MongoResult};
@@ -52,6 +56,9 @@ pub struct MongoStore {
     locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+/// How long finished sync jobs and API call logs are kept unless configured otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl std::fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoStore").field("database", &self.db.name()).finish_non_exhaustive()
@@ -65,6 +72,13 @@ pub(crate) const USERS: &str = "users";
 pub(crate) const TRACKS: &str = "tracks";
 pub(crate) const ARTISTS: &str = "artists";
 pub(crate) const META: &str = "meta";
+pub(crate) const TOKENS: &str = "user_tokens";
+pub(crate) const JOBS: &str = "sync_jobs";
+pub(crate) const API_LOGS: &str = "api_logs";
+
+/// MongoDB's "an index of this name exists with other options" error codes
+/// (IndexOptionsConflict, IndexKeySpecsConflict).
+const INDEX_CONFLICT: &[i32] = &[85, 86];
 
 impl MongoStore {
     /// Opens the database named in the path of `url` (`mongodb://host:port/dbname`,
@@ -75,7 +89,13 @@ impl MongoStore {
     /// connection string, [`echostats_core::Error::BackendUnavailable`] when the server
     /// cannot be reached.
     pub async fn open(url: &str) -> echostats_core::Result<MongoStore> {
-        Self::open_inner(url).await.map_err(MongoError::into_core)
+        Self::open_with_retention(url, DEFAULT_RETENTION).await
+    }
+
+    /// [`MongoStore::open`] with finished sync jobs and API logs expiring after
+    /// `retention` (the TTL indexes are changed to it if they exist with another value).
+    pub async fn open_with_retention(url: &str, retention: Duration) -> echostats_core::Result<MongoStore> {
+        Self::open_inner(url, retention).await.map_err(MongoError::into_core)
     }
 
     /// The database.
@@ -83,7 +103,7 @@ impl MongoStore {
         &self.db
     }
 
-    async fn open_inner(url: &str) -> MongoResult<MongoStore> {
+    async fn open_inner(url: &str, retention: Duration) -> MongoResult<MongoStore> {
         if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
             return Err(MongoError::Url(format!("expected mongodb://HOST[:PORT]/DB, got {:?}", redact(url))));
         }
@@ -103,6 +123,8 @@ impl MongoStore {
         let db = client.database(&name);
         let store = MongoStore { client, db, locks: Arc::default() };
         store.create_indexes().await?;
+        store.create_ttl_index(JOBS, "expire_from", retention).await?;
+        store.create_ttl_index(API_LOGS, "ts", retention).await?;
         Ok(store)
     }
 
@@ -134,7 +156,43 @@ impl MongoStore {
             .await?;
         self.coll(ROLLUPS).create_index(index(doc! { "u": 1, "d": 1 }, "user_day", true)).await?;
         self.coll(ARTISTS).create_index(index(doc! { "spotify_id": 1 }, "spotify_id", false)).await?;
+        let exclusive = IndexOptions::builder().name("one_active".to_string()).unique(true).sparse(true).build();
+        self.coll(JOBS)
+            .create_indexes([
+                // Listing, newest first.
+                index(doc! { "u": 1, "created": -1, "_id": -1 }, "user_created", false),
+                // Restart recovery and expiry.
+                index(doc! { "status": 1, "created": 1 }, "status_created", false),
+                // One active exclusive job per user and type (`active` only set then).
+                IndexModel::builder().keys(doc! { "active": 1 }).options(exclusive).build(),
+            ])
+            .await?;
+        self.coll(API_LOGS)
+            .create_indexes([
+                index(doc! { "u": 1, "at": -1, "_id": -1 }, "user_time", false),
+                index(doc! { "at": 1 }, "time", false),
+            ])
+            .await?;
         Ok(())
+    }
+
+    /// A TTL index on the date field `field`, or the existing one set to `retention`.
+    async fn create_ttl_index(&self, coll: &str, field: &str, retention: Duration) -> MongoResult<()> {
+        let name = format!("expire_{field}");
+        let ttl = IndexModel::builder()
+            .keys(doc! { field: 1 })
+            .options(IndexOptions::builder().name(name.clone()).expire_after(retention).build())
+            .build();
+        match self.coll(coll).create_index(ttl).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if INDEX_CONFLICT.contains(&c.code)) => {
+                let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+                let command = doc! { "collMod": coll, "index": { "name": name, "expireAfterSeconds": seconds } };
+                self.db.run_command(command).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// This process's write lock of `user_id`.

@@ -392,6 +392,14 @@ impl UserStore for MongoStore {
     async fn users(&self) -> Result<Vec<User>> {
         Ok(self.users_inner(None).await?)
     }
+
+    async fn set_tokens(&self, user_id: &str, tokens: Option<&EncryptedTokens>) -> Result<()> {
+        self.set_tokens_checked(user_id, tokens).await
+    }
+
+    async fn tokens(&self, user_id: &str) -> Result<Option<EncryptedTokens>> {
+        self.tokens_checked(user_id).await
+    }
 }
 
 #[async_trait]

@@ -78,3 +78,46 @@ async fn mongo_store() -> Option<Scoped> {
 mod mongodb {
     echostats_core::conformance_tests!(super::mongo_store);
 }
+
+/// Collections get their indexes on open, TTL indexes expire jobs and logs after the
+/// configured retention, and reopening with another retention changes it in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_and_retention() {
+    use ::mongodb::IndexModel;
+    use futures_util::TryStreamExt;
+    use std::time::Duration;
+    let Some(base) = echostats_core::conformance::service_url("ECHOSTATS_TEST_MONGO_URL") else { return };
+    let url = with_db(&base, &unique_db());
+    let day = Duration::from_secs(24 * 3600);
+    let store = Scoped { store: MongoStore::open_with_retention(&url, day).await.unwrap(), url: url.clone() };
+    let indexes = |coll: &'static str| {
+        let db = store.database().clone();
+        async move {
+            let models: Vec<IndexModel> = db
+                .collection::<::mongodb::bson::Document>(coll)
+                .list_indexes()
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            models
+                .into_iter()
+                .filter_map(|m| m.options.map(|o| (o.name.unwrap_or_default(), o.expire_after)))
+                .collect::<Vec<(String, Option<Duration>)>>()
+        }
+    };
+    let ttl = |all: &[(String, Option<Duration>)], name: &str| all.iter().find(|i| i.0 == name).and_then(|i| i.1);
+    assert_eq!(ttl(&indexes("sync_jobs").await, "expire_expire_from"), Some(day));
+    assert_eq!(ttl(&indexes("api_logs").await, "expire_ts"), Some(day));
+    // Opening again is idempotent; another retention replaces the TTL.
+    MongoStore::open_with_retention(&url, day).await.unwrap();
+    MongoStore::open_with_retention(&url, 2 * day).await.unwrap();
+    assert_eq!(ttl(&indexes("api_logs").await, "expire_ts"), Some(2 * day));
+    let plays: Vec<String> = indexes("plays").await.into_iter().map(|i| i.0).collect();
+    for expected in ["same_play", "user_time", "user_id", "user_artist_time", "user_track_time", "user_kind_time"] {
+        assert!(plays.contains(&expected.to_string()), "plays index {expected} in {plays:?}");
+    }
+    assert!(indexes("rollup_days").await.iter().any(|i| i.0 == "user_day"));
+    assert!(indexes("sync_jobs").await.iter().any(|i| i.0 == "one_active"));
+}

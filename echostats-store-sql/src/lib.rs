@@ -21,6 +21,7 @@ mod batch;
 mod codec;
 mod error;
 mod items;
+mod ops;
 mod store;
 
 use crate::error::{SqlError, SqlResult};
@@ -54,8 +55,14 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "ops", include_str!("../migrations/sqlite/0002_ops.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "ops", include_str!("../migrations/postgres/0002_ops.sql")),
+];
 
 /// The migrations of one dialect, embedded in the binary (same checksums as
 /// `sqlx::migrate!` would compute, so `sqlx-cli` agrees with them).

@@ -6,7 +6,7 @@ use crate::items::{group_from_row, grouped_sql, GroupFilter};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use echostats_core::model::{Artist, AudioFeatures, HistoryEntry, PlayKind, RollupDay, Track, User};
+use echostats_core::model::{Artist, AudioFeatures, EncryptedTokens, HistoryEntry, PlayKind, RollupDay, Track, User};
 use echostats_core::rules::{normalize_name, PlayRules};
 use echostats_core::store::{
     sort_ranking, AnalyticsStore, CatalogStore, HistoryPage, HistoryQuery, HistoryStore, ItemKind, ItemRanking,
@@ -45,7 +45,7 @@ fn limit_i64(limit: usize) -> i64 {
 }
 
 impl SqlStore {
-    fn fail(&self) -> impl Fn(SqlError) -> Error {
+    pub(crate) fn fail(&self) -> impl Fn(SqlError) -> Error {
         let backend = self.backend();
         move |e| e.into_core(backend)
     }
@@ -588,6 +588,20 @@ impl UserStore for SqlStore {
 
     async fn users(&self) -> Result<Vec<User>> {
         self.users_inner(None).await.map_err(self.fail())
+    }
+
+    async fn set_tokens(&self, user_id: &str, tokens: Option<&EncryptedTokens>) -> Result<()> {
+        match self.set_tokens_inner(user_id, tokens).await.map_err(self.fail())? {
+            true => Ok(()),
+            false => Err(Error::not_found(format!("user {user_id:?}"))),
+        }
+    }
+
+    async fn tokens(&self, user_id: &str) -> Result<Option<EncryptedTokens>> {
+        self.tokens_inner(user_id)
+            .await
+            .map_err(self.fail())?
+            .ok_or_else(|| Error::not_found(format!("user {user_id:?}")))
     }
 }
 

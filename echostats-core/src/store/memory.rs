@@ -4,7 +4,10 @@
 
 use super::*;
 use crate::ingest::{plan_insert, RollupDelta};
-use crate::model::{Artist, AudioFeatures, HistoryEntry, PlayKind, PlayRecord, Track, User};
+use crate::model::{
+    ApiCallLog, Artist, AudioFeatures, EncryptedTokens, HistoryEntry, JobStatus, PlayKind, PlayRecord, SyncJob, Track,
+    User,
+};
 use crate::rules::{normalize_name, PlayRules};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -20,6 +23,10 @@ struct UserData {
 #[derive(Default)]
 struct Inner {
     users: HashMap<String, User>,
+    tokens: HashMap<String, EncryptedTokens>,
+    /// Jobs with whether they were created exclusive.
+    jobs: Vec<(SyncJob, bool)>,
+    api_logs: Vec<ApiCallLog>,
     data: HashMap<String, UserData>,
     tracks: HashMap<String, Track>,
     artists: HashMap<String, Artist>,
@@ -300,6 +307,145 @@ impl UserStore for MemoryStore {
         let mut users: Vec<User> = self.inner.lock().await.users.values().cloned().collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(users)
+    }
+    async fn set_tokens(&self, user_id: &str, tokens: Option<&EncryptedTokens>) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        if !inner.users.contains_key(user_id) {
+            return Err(Error::not_found(format!("user {user_id:?}")));
+        }
+        match tokens {
+            Some(t) => inner.tokens.insert(user_id.to_string(), t.clone()),
+            None => inner.tokens.remove(user_id),
+        };
+        Ok(())
+    }
+    async fn tokens(&self, user_id: &str) -> Result<Option<EncryptedTokens>> {
+        let inner = self.inner.lock().await;
+        if !inner.users.contains_key(user_id) {
+            return Err(Error::not_found(format!("user {user_id:?}")));
+        }
+        Ok(inner.tokens.get(user_id).cloned())
+    }
+}
+
+/// Newest first, ties by id descending.
+fn page_of<T: Clone>(
+    mut items: Vec<&T>,
+    key: impl Fn(&T) -> (DateTime<Utc>, &str),
+    offset: u64,
+    limit: u32,
+) -> Page<T> {
+    items.sort_by(|a, b| key(b).cmp(&key(a)));
+    let total = items.len() as u64;
+    let items = items.into_iter().skip(offset as usize).take(limit as usize).cloned().collect();
+    Page { items, total }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn create_job(&self, job: &SyncJob, exclusive: bool) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        if inner.jobs.iter().any(|(j, _)| j.id == job.id) {
+            return Err(Error::AlreadyExists { what: format!("job {:?}", job.id) });
+        }
+        let conflict = |(j, excl): &(SyncJob, bool)| {
+            *excl && j.user_id == job.user_id && j.job_type == job.job_type && j.status.is_active()
+        };
+        if exclusive && job.status.is_active() && inner.jobs.iter().any(conflict) {
+            return Err(Error::AlreadyExists {
+                what: format!("an active {} job of user {:?}", job.job_type, job.user_id),
+            });
+        }
+        inner.jobs.push((job.clone(), exclusive));
+        Ok(())
+    }
+    async fn update_job(&self, job: &SyncJob) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let stored = inner.jobs.iter_mut().find(|(j, _)| j.id == job.id && j.user_id == job.user_id);
+        let (stored, _) = stored.ok_or_else(|| Error::not_found(format!("job {:?}", job.id)))?;
+        *stored = job.clone();
+        Ok(())
+    }
+    async fn job(&self, user_id: &str, id: &str) -> Result<SyncJob> {
+        let inner = self.inner.lock().await;
+        let found = inner.jobs.iter().find(|(j, _)| j.id == id && j.user_id == user_id);
+        found.map(|(j, _)| j.clone()).ok_or_else(|| Error::not_found(format!("job {id:?}")))
+    }
+    async fn jobs(&self, user_id: &str, query: &JobQuery) -> Result<Page<SyncJob>> {
+        query.validate()?;
+        let inner = self.inner.lock().await;
+        let matching = inner
+            .jobs
+            .iter()
+            .map(|(j, _)| j)
+            .filter(|j| j.user_id == user_id)
+            .filter(|j| query.status.is_none_or(|s| j.status == s))
+            .filter(|j| query.job_type.is_none_or(|t| j.job_type == t))
+            .collect();
+        Ok(page_of(matching, |j| (j.created_at, j.id.as_str()), query.offset(), query.limit))
+    }
+    async fn job_stats(&self, user_id: &str) -> Result<JobStats> {
+        let inner = self.inner.lock().await;
+        let mut stats = JobStats::default();
+        for (j, _) in inner.jobs.iter().filter(|(j, _)| j.user_id == user_id) {
+            stats.add(j.status, 1, j.items_processed, j.completed_at);
+        }
+        Ok(stats)
+    }
+    async fn fail_unfinished_jobs(&self, reason: &str) -> Result<u64> {
+        let mut inner = self.inner.lock().await;
+        let mut failed = 0;
+        for (j, _) in inner.jobs.iter_mut().filter(|(j, _)| j.status.is_active()) {
+            j.status = JobStatus::Failed;
+            j.error_message = Some(reason.to_string());
+            failed += 1;
+        }
+        Ok(failed)
+    }
+    async fn delete_jobs_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.inner.lock().await;
+        let n = inner.jobs.len();
+        inner.jobs.retain(|(j, _)| j.status.is_active() || j.created_at >= before);
+        Ok((n - inner.jobs.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ApiLogStore for MemoryStore {
+    async fn log_api_calls(&self, calls: &[ApiCallLog]) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let mut ids: std::collections::HashSet<&str> = inner.api_logs.iter().map(|l| l.id.as_str()).collect();
+        if let Some(taken) = calls.iter().find(|c| !ids.insert(c.id.as_str())) {
+            return Err(Error::AlreadyExists { what: format!("API log {:?}", taken.id) });
+        }
+        inner.api_logs.extend_from_slice(calls);
+        Ok(())
+    }
+    async fn api_logs(&self, user_id: &str, query: &ApiLogQuery) -> Result<Page<ApiCallLog>> {
+        query.validate()?;
+        let inner = self.inner.lock().await;
+        let matching =
+            inner.api_logs.iter().filter(|l| l.user_id.as_deref() == Some(user_id) && query.matches(l)).collect();
+        Ok(page_of(matching, |l| (l.timestamp, l.id.as_str()), query.offset(), query.limit))
+    }
+    async fn api_log_stats(&self, user_id: &str) -> Result<ApiLogStats> {
+        let inner = self.inner.lock().await;
+        let mut by_status: HashMap<i32, u64> = HashMap::new();
+        let mut by_endpoint: HashMap<String, u64> = HashMap::new();
+        let mut latency = 0.0;
+        for l in inner.api_logs.iter().filter(|l| l.user_id.as_deref() == Some(user_id)) {
+            *by_status.entry(l.status_code).or_default() += 1;
+            *by_endpoint.entry(format!("{} {}", l.method, l.endpoint)).or_default() += 1;
+            latency += l.latency_ms;
+        }
+        let by_status: Vec<(i32, u64)> = by_status.into_iter().collect();
+        Ok(ApiLogStats::from_groups(&by_status, latency, by_endpoint.into_iter().collect()))
+    }
+    async fn delete_api_logs_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.inner.lock().await;
+        let n = inner.api_logs.len();
+        inner.api_logs.retain(|l| l.timestamp >= before);
+        Ok((n - inner.api_logs.len()) as u64)
     }
 }
 

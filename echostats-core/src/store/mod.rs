@@ -4,8 +4,10 @@
 //! conformance suite (feature `conformance`) checks them against each store.
 
 mod memory;
+mod ops;
 
 pub use memory::MemoryStore;
+pub use ops::*;
 
 use crate::model::*;
 use crate::rules::PlayRules;
@@ -67,6 +69,17 @@ pub trait PlayBatch: Send {
     async fn rollback(self: Box<Self>) -> Result<()>;
 }
 
+/// Checks a 1-based page and a page size against `max_limit`.
+pub(crate) fn validate_page(page: u32, limit: u32, max_limit: u32) -> Result<()> {
+    if page < 1 {
+        return Err(crate::Error::invalid("page must be at least 1"));
+    }
+    if !(1..=max_limit).contains(&limit) {
+        return Err(crate::Error::invalid(format!("limit must be between 1 and {max_limit}, got {limit}")));
+    }
+    Ok(())
+}
+
 /// Filters and page of a history listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
@@ -95,13 +108,7 @@ impl Default for HistoryQuery {
 impl HistoryQuery {
     /// Checks page and limit; stores call this first.
     pub fn validate(&self) -> Result<()> {
-        if self.page < 1 {
-            return Err(crate::Error::invalid("page must be at least 1"));
-        }
-        if !(1..=100).contains(&self.limit) {
-            return Err(crate::Error::invalid(format!("limit must be between 1 and 100, got {}", self.limit)));
-        }
-        Ok(())
+        validate_page(self.page, self.limit, 100)
     }
     /// Rows to skip.
     pub fn offset(&self) -> u64 {
@@ -261,6 +268,12 @@ pub trait UserStore: Send + Sync {
     async fn user(&self, id: &str) -> Result<User>;
     /// All users, by id.
     async fn users(&self) -> Result<Vec<User>>;
+    /// Stores (or with `None` removes) the user's Spotify tokens, sealed by the caller.
+    /// [`crate::Error::NotFound`] when the user does not exist.
+    async fn set_tokens(&self, user_id: &str, tokens: Option<&EncryptedTokens>) -> Result<()>;
+    /// The user's sealed Spotify tokens, `None` when not connected.
+    /// [`crate::Error::NotFound`] when the user does not exist.
+    async fn tokens(&self, user_id: &str) -> Result<Option<EncryptedTokens>>;
 }
 
 /// Backend identity and liveness.
@@ -273,6 +286,9 @@ pub trait StoreHealth: Send + Sync {
 }
 
 /// Everything a backend provides. Implemented for every type that implements the parts.
-pub trait Store: HistoryStore + AnalyticsStore + CatalogStore + UserStore + StoreHealth {}
+pub trait Store:
+    HistoryStore + AnalyticsStore + CatalogStore + UserStore + JobStore + ApiLogStore + StoreHealth
+{
+}
 
-impl<T: HistoryStore + AnalyticsStore + CatalogStore + UserStore + StoreHealth> Store for T {}
+impl<T: HistoryStore + AnalyticsStore + CatalogStore + UserStore + JobStore + ApiLogStore + StoreHealth> Store for T {}
