@@ -4,10 +4,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use echostats::analytics::{self, OverviewRequest, Period};
 use echostats::ingest::{self, FileStatus, ImportOptions, ImportSummary};
+use echostats::store::Store;
 use echostats::PlayRules;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Self-hosted Spotify listening statistics.
@@ -32,6 +34,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Write a synthetic Spotify export (for demos and benchmarks).
     GenerateSample(SampleArgs),
+    /// Serve the EchoStats REST API (and its docs at /api/docs).
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +95,56 @@ pub struct SampleArgs {
     pub zip: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ECHOSTATS_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: String,
+    /// Key that signs session tokens (at least 32 characters). Required unless --demo.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// How long a session lasts, in hours.
+    #[arg(long, env = "ECHOSTATS_SESSION_TTL_HOURS", default_value_t = 168)]
+    pub session_ttl_hours: u64,
+    /// Enable /api/v1/auth/dev-login (sign in as any user without Spotify): development only.
+    #[arg(long, env = "ECHOSTATS_DEV_LOGIN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev_login: bool,
+    /// Requests without a session act as the only user when exactly one exists.
+    #[arg(long, env = "ECHOSTATS_SINGLE_USER_AUTO_LOGIN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub single_user_auto_login: bool,
+    /// Demo mode: import the sample export for user "demo" if it has no history, enable
+    /// dev-login, and use a random JWT secret when none is given.
+    #[arg(long, env = "ECHOSTATS_DEMO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo: bool,
+    /// The export the demo imports (default: the bundled sample export).
+    #[arg(long, env = "ECHOSTATS_DEMO_EXPORT")]
+    pub demo_export: Option<PathBuf>,
+    /// Requests per client IP per window; 0 turns rate limiting off.
+    #[arg(long, env = "ECHOSTATS_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+    /// The rate-limit window in seconds.
+    #[arg(long, env = "ECHOSTATS_RATE_LIMIT_WINDOW_SECS", default_value_t = 60)]
+    pub rate_limit_window_secs: u64,
+    /// Take the client IP from X-Forwarded-For (only behind a reverse proxy that sets it).
+    #[arg(long, env = "ECHOSTATS_TRUST_PROXY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_proxy: bool,
+    /// Time limit of a request in seconds.
+    #[arg(long, env = "ECHOSTATS_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Time limit of slow requests (rollup build, import) in seconds.
+    #[arg(long, env = "ECHOSTATS_SLOW_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub slow_request_timeout_secs: u64,
+    /// Origins allowed to call the API from a browser (comma-separated; empty for none).
+    #[arg(long, env = "ECHOSTATS_CORS_ORIGINS", value_delimiter = ',', default_value = "http://localhost:3000")]
+    pub cors_origins: Vec<String>,
+    /// A music entry counts as a play from this many milliseconds (demo import, rollup rebuilds).
+    #[arg(long, env = "ECHOSTATS_MIN_PLAY_MS", default_value_t = 30_000)]
+    pub min_play_ms: i64,
+    /// Entries of the same item ending within this many seconds are one play.
+    #[arg(long, env = "ECHOSTATS_DUPLICATE_WINDOW_SECS", default_value_t = 60)]
+    pub duplicate_window_secs: i64,
+}
+
 fn parse_period(s: &str) -> Result<Period, String> {
     s.parse().map_err(|e: echostats::Error| e.to_string())
 }
@@ -115,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let store = echostats::open_store(&url).await.with_context(|| format!("opening {url}"))?;
     match cli.command {
+        Command::Serve(args) => serve(store, &cli.user, args).await,
         Command::Import(args) => import(&*store, &cli.user, &args).await,
         Command::Report(args) => {
             let req = OverviewRequest { period: args.period, tz: args.tz, now: None, top_limit: args.top };
@@ -210,6 +265,71 @@ fn render_summary(s: &ImportSummary) -> String {
     }
     let _ = writeln!(out, "Time: {:.2} s", s.elapsed.as_secs_f64());
     out
+}
+
+async fn serve(store: Arc<dyn Store>, user: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use echostats_http::{demo, RateLimit, ServerConfig};
+    let rules = PlayRules {
+        min_play_ms: args.min_play_ms,
+        duplicate_window: chrono::Duration::seconds(args.duplicate_window_secs),
+    };
+    let secret = match (args.jwt_secret, args.demo) {
+        (Some(s), _) => s.into_bytes(),
+        (None, true) => {
+            use rand::RngCore;
+            let mut key = vec![0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            tracing::warn!("demo: random JWT secret, sessions end when the server stops");
+            key
+        }
+        (None, false) => anyhow::bail!(
+            "no JWT secret: set JWT_SECRET (or --jwt-secret) to at least 32 random characters, \
+             e.g. `export JWT_SECRET=$(openssl rand -hex 32)`, or run with --demo"
+        ),
+    };
+    let mut config = ServerConfig::new(secret);
+    config.bind = args.bind;
+    config.session_ttl = Duration::from_secs(args.session_ttl_hours.saturating_mul(3600));
+    config.dev_login = args.dev_login || args.demo;
+    config.dev_login_user = if args.demo { demo::DEMO_USER.to_string() } else { user.to_string() };
+    config.single_user_auto_login = args.single_user_auto_login;
+    config.rate_limit = (args.rate_limit > 0)
+        .then(|| RateLimit { requests: args.rate_limit, window: Duration::from_secs(args.rate_limit_window_secs) });
+    config.trust_proxy = args.trust_proxy;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.slow_request_timeout = Duration::from_secs(args.slow_request_timeout_secs);
+    config.cors_origins =
+        args.cors_origins.into_iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
+    config.rules = rules.clone();
+    if args.demo {
+        let export = args.demo_export.unwrap_or_else(demo::bundled_export);
+        match demo::import_if_empty(&*store, demo::DEMO_USER, &export, &rules)
+            .await
+            .with_context(|| format!("importing the demo export {}", export.display()))?
+        {
+            Some(s) => println!(
+                "demo: imported {} ({} entries, {} plays added) for user \"{}\"",
+                export.display(),
+                s.entries(),
+                s.outcome.added,
+                demo::DEMO_USER
+            ),
+            None => println!("demo: user \"{}\" has history already; nothing imported", demo::DEMO_USER),
+        }
+    }
+    let dev_login = config.dev_login;
+    let server = echostats_http::Server::bind(config, store).await?;
+    let addr = server.local_addr();
+    println!("echostats API on http://{addr} (docs: http://{addr}/api/docs)");
+    if dev_login {
+        println!("dev-login enabled: POST http://{addr}/api/v1/auth/dev-login signs in without Spotify");
+    }
+    server
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate_sample(args: &SampleArgs) -> anyhow::Result<ExitCode> {

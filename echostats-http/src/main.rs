@@ -1,4 +1,5 @@
-//! `echostats`: import a Spotify export and see its statistics from the terminal.
+//! `echostats`: import a Spotify export and see its statistics from the terminal, or serve
+//! them over the EchoStats REST API.
 
 mod cli;
 mod report;
@@ -11,9 +12,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // A server logs each request (with its id) at info; the one-shot commands only warnings.
+    let default_filter = match cli.command {
+        cli::Command::Serve(_) => "warn,echostats_http=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ECHOSTATS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ECHOSTATS_LOG").unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli::run(cli).await {
         Ok(code) => code,

@@ -1,0 +1,52 @@
+//! The routes, one module per EchoStats router. Handlers translate query parameters into
+//! core calls and core results into DTOs; errors go through [`crate::error::ApiError`].
+
+mod analytics;
+mod auth;
+mod catalog;
+mod health;
+mod history;
+
+use poem_openapi::Tags;
+
+/// Groups of operations in the docs.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Liveness and readiness (no auth).
+    Health,
+    /// Sessions.
+    Auth,
+    /// Overview, trend and rollups.
+    Analytics,
+    /// Top tracks and track details.
+    Tracks,
+    /// Top artists and artist details.
+    Artists,
+    /// Top albums.
+    Albums,
+    /// Genre distribution.
+    Genres,
+    /// Listening history.
+    History,
+}
+
+/// Every API of the server, for [`poem_openapi::OpenApiService`].
+pub fn all() -> impl poem_openapi::OpenApi {
+    (
+        health::HealthApi,
+        auth::AuthApi,
+        analytics::AnalyticsApi,
+        (catalog::TracksApi, catalog::ArtistsApi, catalog::AlbumsApi, catalog::GenresApi),
+        history::HistoryApi,
+    )
+}
+
+/// The default `limit` of top lists and history pages.
+fn default_limit() -> u32 {
+    50
+}
+
+/// The default time zone.
+fn default_tz() -> String {
+    "UTC".into()
+}

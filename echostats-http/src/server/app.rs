@@ -1,0 +1,187 @@
+//! The server: shared state, the route table with its middleware, the docs, and binding
+//! and running on a socket.
+
+use crate::auth::Sessions;
+use crate::config::ServerConfig;
+use crate::error::status_response;
+use crate::middleware::{Observe, RateLimit, ShapeErrors, Timeout};
+use crate::{api, metrics};
+use anyhow::Context;
+use echostats::store::Store;
+use poem::http::{header, Method, StatusCode};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{CatchPanic, Compression, Cors, SetHeader};
+use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem_openapi::OpenApiService;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What every handler can reach: the store, the configuration, the session keys, and the
+/// rollup builds in progress.
+pub struct AppState {
+    /// The store, picked from a URL at start.
+    pub store: Arc<dyn Store>,
+    /// The configuration.
+    pub config: ServerConfig,
+    /// Session tokens.
+    pub sessions: Sessions,
+    /// User id → job id of the rollup build running for that user.
+    rollup_builds: Mutex<HashMap<String, String>>,
+}
+
+impl AppState {
+    /// State over `store`.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        AppState {
+            sessions: Sessions::new(&config.jwt_secret, config.session_ttl),
+            store,
+            config,
+            rollup_builds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts rebuilding `user_id`'s rollups in the background and returns the job id, or
+    /// the id of the build already running for that user as `Err`.
+    pub fn start_rollup_build(self: &Arc<Self>, user_id: &str) -> Result<String, String> {
+        let job_id = {
+            let mut running = self.rollup_builds.lock().expect("rollup build registry");
+            if let Some(id) = running.get(user_id) {
+                return Err(id.clone());
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            running.insert(user_id.to_string(), id.clone());
+            id
+        };
+        // Removes the entry however the task ends (even by panic).
+        struct Done(Arc<AppState>, String);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if let Ok(mut running) = self.0.rollup_builds.lock() {
+                    running.remove(&self.1);
+                }
+            }
+        }
+        let done = Done(self.clone(), user_id.to_string());
+        let job = job_id.clone();
+        tokio::spawn(async move {
+            let state = &done.0;
+            let started = std::time::Instant::now();
+            match state.store.rebuild_rollups(&done.1, &state.config.rules).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %job, user = %done.1, secs = started.elapsed().as_secs_f64(), "rollups rebuilt")
+                }
+                Err(e) => tracing::error!(job_id = %job, user = %done.1, error = %e, "rollup rebuild failed"),
+            }
+        });
+        Ok(job_id)
+    }
+}
+
+fn api_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    OpenApiService::new(api::all(), "EchoStats API", env!("CARGO_PKG_VERSION")).description(
+        "Self-hosted Spotify listening statistics: the EchoStats REST API. Data routes need a \
+         session: the `session` cookie or `Authorization: Bearer <token>`.",
+    )
+}
+
+/// The OpenAPI document of the API (what `/api/openapi.json` serves).
+pub fn openapi_spec() -> String {
+    api_service().spec()
+}
+
+/// The whole application: routes, docs, metrics and middleware.
+pub(crate) fn app(state: Arc<AppState>) -> impl Endpoint + 'static {
+    let config = state.config.clone();
+    let api = api_service();
+    let routes = Route::new()
+        .nest("/api/docs", api.swagger_ui())
+        .nest("/api/redoc", api.redoc())
+        .at("/api/openapi.json", api.spec_endpoint())
+        .at("/metrics", get(metrics::render))
+        .nest("/", api)
+        .data(state)
+        .with(CatchPanic::new().with_handler(|_| status_response(StatusCode::INTERNAL_SERVER_ERROR)))
+        .with(ShapeErrors)
+        .with(Timeout { normal: config.request_timeout, slow: config.slow_request_timeout })
+        .with_if(config.rate_limit.is_some(), RateLimit::new(config.rate_limit.unwrap_or_default(), config.trust_proxy))
+        .with(Compression::new());
+    let cors = Cors::new()
+        .allow_origins(config.cors_origins.iter().map(String::as_str))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-request-id")])
+        .expose_header(header::HeaderName::from_static("x-request-id"));
+    routes
+        .with_if(!config.cors_origins.is_empty(), cors)
+        .with(
+            SetHeader::new()
+                .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .overriding(header::X_FRAME_OPTIONS, "DENY")
+                .overriding(header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+        )
+        .with(Observe)
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Checks `config`, binds `config.bind` and starts serving `store` in the background.
+    pub async fn bind(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<Server> {
+        config.validate().map_err(|e| anyhow::anyhow!(e))?;
+        // Install the metrics recorder before the first request.
+        metrics::handle();
+        let acceptor = TcpListener::bind(config.bind.clone())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no socket address")?;
+        let app = app(Arc::new(AppState::new(store, config))).into_endpoint();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            app,
+            async move {
+                let _ = stopped.await;
+            },
+            Some(Duration::from_secs(10)),
+        ));
+        Ok(Server { addr, stop, task })
+    }
+
+    /// The address it listens on (with the port picked when the configured one was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until the server fails.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the server task failed")?.context("the server failed")
+    }
+
+    /// Serves until `signal` completes, then stops gracefully (open requests get 10 s).
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { stop, mut task, .. } = self;
+        tokio::select! {
+            r = &mut task => return r.context("the server task failed")?.context("the server failed"),
+            () = signal => {}
+        }
+        let _ = stop.send(());
+        task.await.context("the server task failed")?.context("the server failed")
+    }
+
+    /// Stops gracefully.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.run_until(async {}).await
+    }
+}

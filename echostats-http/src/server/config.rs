@@ -1,0 +1,117 @@
+//! Server configuration: typed, with the EchoStats defaults. The `echostats serve` command
+//! fills it from flags and environment variables (see `cli.rs`).
+
+use echostats::PlayRules;
+use std::time::Duration;
+
+/// HS256 secrets shorter than this are refused: they can be brute-forced from one token.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Requests allowed per client IP in a window (a GCRA bucket: `requests` at once, refilled
+/// evenly over `window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per window (at least 1).
+    pub requests: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Default for RateLimit {
+    /// EchoStats: 100 requests per 60 s.
+    fn default() -> Self {
+        RateLimit { requests: 100, window: Duration::from_secs(60) }
+    }
+}
+
+/// Everything the server needs besides the store.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:8000`; port 0 picks a free port).
+    pub bind: String,
+    /// Key of the HS256 session tokens.
+    pub jwt_secret: Vec<u8>,
+    /// How long a session token is valid.
+    pub session_ttl: Duration,
+    /// Whether `/api/v1/auth/dev-login` exists (404 otherwise).
+    pub dev_login: bool,
+    /// The user dev-login signs in when the request names none.
+    pub dev_login_user: String,
+    /// Requests without a session act as the only user when exactly one exists.
+    pub single_user_auto_login: bool,
+    /// Per-client-IP rate limit; `None` turns it off.
+    pub rate_limit: Option<RateLimit>,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_proxy: bool,
+    /// Time limit of a request.
+    pub request_timeout: Duration,
+    /// Time limit of the slow routes (rollup build, import).
+    pub slow_request_timeout: Duration,
+    /// Origins allowed by CORS (with credentials); empty: no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// Play rules used when rebuilding rollups.
+    pub rules: PlayRules,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field("jwt_secret", &"<redacted>")
+            .field("session_ttl", &self.session_ttl)
+            .field("dev_login", &self.dev_login)
+            .field("dev_login_user", &self.dev_login_user)
+            .field("single_user_auto_login", &self.single_user_auto_login)
+            .field("rate_limit", &self.rate_limit)
+            .field("trust_proxy", &self.trust_proxy)
+            .field("request_timeout", &self.request_timeout)
+            .field("slow_request_timeout", &self.slow_request_timeout)
+            .field("cors_origins", &self.cors_origins)
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// The EchoStats defaults with the given session key: `127.0.0.1:8000`, sessions of 7
+    /// days, no dev-login, 100 requests per 60 s, timeouts of 30 s (120 s for slow routes),
+    /// CORS for the dashboard at `http://localhost:3000`.
+    pub fn new(jwt_secret: Vec<u8>) -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8000".into(),
+            jwt_secret,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            dev_login: false,
+            dev_login_user: "local".into(),
+            single_user_auto_login: false,
+            rate_limit: Some(RateLimit::default()),
+            trust_proxy: false,
+            request_timeout: Duration::from_secs(30),
+            slow_request_timeout: Duration::from_secs(120),
+            cors_origins: vec!["http://localhost:3000".into()],
+            rules: PlayRules::default(),
+        }
+    }
+
+    /// Checks what would make the server unsafe or unable to start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jwt_secret.len() < MIN_JWT_SECRET_LEN {
+            return Err(format!(
+                "the JWT secret is {} bytes; it must be at least {MIN_JWT_SECRET_LEN} (generate one with `openssl rand -hex 32`)",
+                self.jwt_secret.len()
+            ));
+        }
+        if let Some(r) = self.rate_limit {
+            if r.requests == 0 || r.window.is_zero() {
+                return Err("the rate limit needs at least 1 request in a window longer than 0 s".into());
+            }
+        }
+        if self.request_timeout.is_zero() || self.slow_request_timeout.is_zero() {
+            return Err("request timeouts must be longer than 0 s".into());
+        }
+        crate::auth::validate_user_id(&self.dev_login_user)
+            .map_err(|e| format!("dev-login user {:?}: {e}", self.dev_login_user))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! `echostats serve` as a user runs it: the demo on a free port (imports the sample export,
+//! dev-login on, random secret), and the refusal to start without a JWT secret.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn serve(db: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_echostats"));
+    cmd.arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("serve")
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("JWT_SECRET")
+        .env_remove("ECHOSTATS_DATABASE_URL")
+        .env_remove("ECHOSTATS_DEMO")
+        .env_remove("ECHOSTATS_DEV_LOGIN");
+    cmd
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_demo_imports_the_sample_and_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Running(serve(&dir.path().join("demo.db"), &["--demo"]).stdout(Stdio::piped()).spawn().unwrap());
+    // Read stdout until the server says where it listens (the import comes first).
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = Vec::new();
+    let base = loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
+            panic!("no listening line within 120 s; output so far: {lines:?}");
+        });
+        if let Some(rest) = line.strip_prefix("echostats API on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        lines.push(line);
+    };
+    assert!(lines.iter().any(|l| l.starts_with("demo: imported")), "{lines:?}");
+
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login: serde_json::Value =
+        http.post(format!("{base}/api/v1/auth/dev-login")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(login["user"]["id"], "demo", "{login}");
+    let token = login["token"].as_str().unwrap();
+    let overview: serde_json::Value = http
+        .get(format!("{base}/api/v1/analytics/overview"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(overview["total_tracks_played"].as_i64().unwrap() > 1_000, "{overview}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve(&dir.path().join("x.db"), &[]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("JWT_SECRET"), "{err}");
+
+    let out = serve(&dir.path().join("x.db"), &["--jwt-secret", "short"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32"), "{}", String::from_utf8_lossy(&out.stderr));
+}
