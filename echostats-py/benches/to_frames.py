@@ -5,7 +5,7 @@ API, then time `history()` and its conversion to polars and pandas.
     python echostats-py/benches/to_frames.py /tmp/es-export [--db sqlite:///tmp/es-bench.db]
 
 Without an export folder it runs the generator itself (needs the release CLI: pass
---cli or build `cargo build --release`).
+--cli or build it with `cargo build --release -p echostats-http`).
 """
 
 from __future__ import annotations
