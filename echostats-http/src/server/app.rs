@@ -87,9 +87,18 @@ fn api_service() -> OpenApiService<impl poem_openapi::OpenApi, ()> {
     )
 }
 
+/// The OpenAPI document as poem-openapi generates it (see [`crate::spec`]).
+pub(crate) fn generated_spec() -> String {
+    api_service().spec()
+}
+
 /// The OpenAPI document of the API (what `/api/openapi.json` serves).
 pub fn openapi_spec() -> String {
-    api_service().spec()
+    crate::spec::served().to_string()
+}
+
+fn served_spec_value() -> serde_json::Value {
+    serde_json::from_str(crate::spec::served()).expect("served spec is JSON")
 }
 
 /// The whole application: routes, docs, metrics and middleware.
@@ -99,7 +108,7 @@ pub(crate) fn app(state: Arc<AppState>) -> impl Endpoint + 'static {
     let routes = Route::new()
         .nest("/api/docs", api.swagger_ui())
         .nest("/api/redoc", api.redoc())
-        .at("/api/openapi.json", api.spec_endpoint())
+        .at("/api/openapi.json", get(poem::endpoint::make_sync(|_| poem::web::Json(served_spec_value()))))
         .at("/metrics", get(metrics::render))
         .nest("/", api)
         .data(state)

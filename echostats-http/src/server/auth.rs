@@ -99,13 +99,14 @@ pub fn is_https(req: &Request) -> bool {
 
 /// The session token of a request: `Authorization: Bearer` first, then the cookie.
 fn request_token(req: &Request) -> Option<&str> {
-    if let Some(bearer) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-    {
-        return Some(bearer.trim());
+    if let Some(authorization) = req.headers().get(header::AUTHORIZATION) {
+        // Explicit credentials decide alone: a malformed or non-Bearer header is no
+        // session, even next to a valid cookie.
+        return authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
     }
     req.headers()
         .get_all(header::COOKIE)

@@ -25,6 +25,7 @@ mod dto;
 mod error;
 mod metrics;
 mod middleware;
+mod spec;
 
 pub use app::{openapi_spec, Server};
 pub use config::{RateLimit, ServerConfig, MIN_JWT_SECRET_LEN};

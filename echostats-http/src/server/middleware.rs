@@ -5,7 +5,7 @@ use crate::error::{error_response, status_response, ApiError};
 use crate::metrics::{REQUESTS_TOTAL, REQUEST_DURATION};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::{header, HeaderValue, StatusCode};
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use std::net::IpAddr;
@@ -94,7 +94,8 @@ impl<E: Endpoint> Endpoint for ShapeErrorsEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        Ok(match self.ep.call(req).await {
+        let path = req.uri().path().to_string();
+        let mut resp = match self.ep.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => {
                 // Keep the matched route for the metrics.
@@ -105,7 +106,14 @@ impl<E: Endpoint> Endpoint for ShapeErrorsEndpoint<E> {
                 }
                 resp
             }
-        })
+        };
+        // RFC 9110: a 405 lists the methods the resource supports.
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::ALLOW) {
+            if let Some(allow) = crate::spec::allowed_methods(&path).and_then(|m| HeaderValue::from_str(&m).ok()) {
+                resp.headers_mut().insert(header::ALLOW, allow);
+            }
+        }
+        Ok(resp)
     }
 }
 

@@ -41,6 +41,7 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         /// Whom to sign in (default: the server's dev-login user).
+        #[oai(validator(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.@-]+$"))]
         user: Query<Option<String>>,
     ) -> Result<LoginResponse, ApiError> {
         if !state.config.dev_login {
