@@ -1,13 +1,20 @@
 //! The `echostats` binary end to end on a real SQLite file: import the sample export,
-//! import it again (nothing added), report as JSON and text, and bad input.
+//! import it again (nothing added), report as JSON and text, and bad input. And the same
+//! import and report against MongoDB at `ECHOSTATS_TEST_MONGO_URL` (read at run time;
+//! skipped when unset unless `ECHOSTATS_REQUIRE_SERVICES` is set), with the figures of
+//! SQLite.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn echostats(db: &Path, args: &[&str]) -> Output {
+    echostats_at(&format!("sqlite://{}", db.display()), args)
+}
+
+fn echostats_at(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_echostats"))
         .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
+        .arg(database_url)
         .args(args)
         .env("ECHOSTATS_QUIET", "1")
         .env_remove("ECHOSTATS_DATABASE_URL")
@@ -88,4 +95,86 @@ fn unknown_period_and_zone_are_clear_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("IANA"));
     let o = echostats(&db, &["import", "/does/not/exist.zip"]);
     assert!(!o.status.success());
+}
+
+/// A MongoDB database of its own for one test, dropped when the test ends (passed or not).
+struct MongoDatabase {
+    /// The base URL with the database name in its path.
+    url: String,
+    name: String,
+}
+
+impl MongoDatabase {
+    /// `base` (`mongodb://host:port[/db][?options]`) with a fresh database name in its path.
+    fn fresh(base: &str) -> MongoDatabase {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("echostats_cli_{}_{nanos}", std::process::id());
+        let (head, query) = base.split_once('?').map_or((base, None), |(h, q)| (h, Some(q)));
+        let hosts_start = head.find("://").map_or(0, |i| i + 3);
+        let hosts_end = head[hosts_start..].find('/').map_or(head.len(), |i| hosts_start + i);
+        let url = match query {
+            Some(q) => format!("{}/{name}?{q}", &head[..hosts_end]),
+            None => format!("{}/{name}", &head[..hosts_end]),
+        };
+        MongoDatabase { url, name }
+    }
+}
+
+impl Drop for MongoDatabase {
+    fn drop(&mut self) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let dropped = rt.block_on(async {
+            let client = mongodb::Client::with_uri_str(&self.url).await?;
+            client.database(&self.name).drop().await?;
+            client.shutdown().await;
+            Ok::<(), mongodb::error::Error>(())
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// The import summary without its timing line.
+fn summary_without_time(o: &Output) -> String {
+    stdout(o).lines().filter(|l| !l.starts_with("Time:")).collect::<Vec<_>>().join("\n")
+}
+
+/// The JSON report without the moment it was computed.
+fn report_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    v.as_object_mut().expect("a JSON object").remove("computed_at");
+    v
+}
+
+#[test]
+fn mongodb_import_and_report_equal_sqlite() {
+    let Some(base) = echostats_core::conformance::service_url("ECHOSTATS_TEST_MONGO_URL") else {
+        return;
+    };
+    let mongo = MongoDatabase::fresh(&base);
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("e.db").display());
+    let fixture = fixture();
+    let fixture = fixture.to_str().unwrap();
+
+    let mut imported = Vec::new();
+    for url in [&sqlite, &mongo.url] {
+        let o = echostats_at(url, &["import", fixture]);
+        assert!(o.status.success(), "import into {url}:\n{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        imported.push(summary_without_time(&o));
+    }
+    assert_eq!(imported[0], imported[1], "the same import summary from SQLite and MongoDB");
+    assert!(imported[1].contains("Rejected:"), "{}", imported[1]);
+
+    let report = ["report", "--period", "all_time", "--format", "json", "--tz", "Europe/Berlin"];
+    let (from_sqlite, from_mongo) =
+        (report_json(&echostats_at(&sqlite, &report)), report_json(&echostats_at(&mongo.url, &report)));
+    assert!(from_mongo["total_tracks_played"].as_i64().unwrap() > 1_000, "{from_mongo}");
+    assert_eq!(from_sqlite, from_mongo, "the same all-time report from SQLite and MongoDB");
+
+    let again = echostats_at(&mongo.url, &["import", fixture]);
+    assert!(again.status.success());
+    assert!(stdout(&again).contains("Stored: 0 added, 0 enriched"), "{}", stdout(&again));
 }

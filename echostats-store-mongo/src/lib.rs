@@ -114,8 +114,11 @@ impl MongoStore {
         if !url.contains("serverSelectionTimeoutMS") {
             options.server_selection_timeout = Some(Duration::from_secs(10));
         }
+        // The driver also bounds its server monitor's heartbeats by the connect timeout: a
+        // short one drops a busy server in the middle of a long import (a 5 s value did,
+        // on a loaded test server). 30 s, unless the URL says otherwise.
         if !url.contains("connectTimeoutMS") {
-            options.connect_timeout = Some(Duration::from_secs(5));
+            options.connect_timeout = Some(Duration::from_secs(30));
         }
         options.app_name.get_or_insert_with(|| "echostats".to_string());
         let name = options.default_database.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "echostats".into());
