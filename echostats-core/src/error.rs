@@ -104,4 +104,63 @@ impl Error {
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
     }
+
+    /// An error of the same kind and message as a shared one (one failure reported to
+    /// several waiters); a backend error keeps the shared error as its source.
+    pub fn from_shared(shared: std::sync::Arc<Error>) -> Self {
+        let shared = match std::sync::Arc::try_unwrap(shared) {
+            Ok(own) => return own,
+            Err(shared) => shared,
+        };
+        match &*shared {
+            Error::NotFound { what } => Error::NotFound { what: what.clone() },
+            Error::AlreadyExists { what } => Error::AlreadyExists { what: what.clone() },
+            Error::InvalidInput { message } => Error::InvalidInput { message: message.clone() },
+            Error::Import { file, entry, position, reason } => {
+                Error::Import { file: file.clone(), entry: *entry, position: *position, reason: reason.clone() }
+            }
+            Error::Spotify { status, message } => Error::Spotify { status: *status, message: message.clone() },
+            Error::RateLimited { retry_after } => Error::RateLimited { retry_after: *retry_after },
+            Error::Unauthenticated => Error::Unauthenticated,
+            Error::NotSupported { what } => Error::NotSupported { what: what.clone() },
+            Error::BackendUnavailable { backend, .. } => {
+                Error::BackendUnavailable { backend, source: Box::new(SharedError(shared.clone())) }
+            }
+            Error::Backend { backend, .. } => Error::Backend { backend, source: Box::new(SharedError(shared.clone())) },
+        }
+    }
+}
+
+/// A shared error as the source of another (see [`Error::from_shared`]).
+#[derive(Debug)]
+struct SharedError(std::sync::Arc<Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The source of the shared error, so the message reads like the original's.
+        match std::error::Error::source(&*self.0) {
+            Some(inner) => std::fmt::Display::fmt(inner, f),
+            None => std::fmt::Display::fmt(&self.0, f),
+        }
+    }
+}
+
+impl std::error::Error for SharedError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn shared_errors_keep_kind_and_message() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let shared = Arc::new(Error::BackendUnavailable { backend: "postgres", source: Box::new(io) });
+        let _other_waiter = shared.clone();
+        let copy = Error::from_shared(shared);
+        assert!(matches!(copy, Error::BackendUnavailable { backend: "postgres", .. }));
+        assert_eq!(copy.to_string(), "postgres is unavailable: connection refused");
+        let alone = Arc::new(Error::invalid("limit"));
+        assert!(matches!(Error::from_shared(alone), Error::InvalidInput { .. }));
+    }
 }

@@ -23,6 +23,7 @@ pub mod model;
 pub mod rules;
 #[cfg(feature = "sample")]
 pub mod sample;
+pub mod spotify;
 pub mod store;
 
 #[cfg(feature = "conformance")]

@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "echostats", version, about)]
 pub struct Cli {
-    /// Where data lives: sqlite://FILE (default: a file in your data directory), postgres://..., memory://
+    /// Where data lives: sqlite://FILE (default: a file in your data directory), postgres://..., mongodb://HOST/DB, memory://
     #[arg(long, global = true, env = "ECHOSTATS_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Whose data (one store can hold several people).
@@ -26,6 +26,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: boxing the large `serve` arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Import a Spotify export: my_spotify_data.zip, a folder, or .json files.
@@ -143,6 +145,41 @@ pub struct ServeArgs {
     /// Entries of the same item ending within this many seconds are one play.
     #[arg(long, env = "ECHOSTATS_DUPLICATE_WINDOW_SECS", default_value_t = 60)]
     pub duplicate_window_secs: i64,
+    /// Days that finished sync/import jobs and Spotify API call logs are kept.
+    #[arg(long, env = "ECHOSTATS_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_days: u64,
+    /// Seconds a computed overview is served again; imports and rebuilds through this
+    /// server invalidate it at once (0: compute every time).
+    #[arg(long, env = "ECHOSTATS_OVERVIEW_CACHE_SECS", default_value_t = 60)]
+    pub overview_cache_secs: u64,
+    /// Largest history upload (POST /api/v1/history/import) in bytes.
+    #[arg(long, env = "ECHOSTATS_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    pub max_upload_bytes: u64,
+    /// Where uploads are kept while they are imported (default: the system's temporary directory).
+    #[arg(long, env = "ECHOSTATS_UPLOAD_DIR")]
+    pub upload_dir: Option<PathBuf>,
+    /// Spotify app client id (Spotify sign-in and the Spotify-backed routes need it).
+    #[arg(long, env = "SPOTIFY_CLIENT_ID")]
+    pub spotify_client_id: Option<String>,
+    /// Spotify app client secret.
+    #[arg(long, env = "SPOTIFY_CLIENT_SECRET", hide_env_values = true)]
+    pub spotify_client_secret: Option<String>,
+    /// The redirect URI registered for the Spotify app (HTTPS, or loopback http://127.0.0.1:PORT).
+    #[arg(long, env = "SPOTIFY_REDIRECT_URI", default_value = "http://127.0.0.1:8000/api/v1/auth/callback")]
+    pub spotify_redirect_uri: String,
+    /// The Spotify accounts service (change only for testing).
+    #[arg(long, env = "SPOTIFY_ACCOUNTS_URL", default_value = "https://accounts.spotify.com")]
+    pub spotify_accounts_url: String,
+    /// The Spotify Web API (change only for testing).
+    #[arg(long, env = "SPOTIFY_API_URL", default_value = "https://api.spotify.com")]
+    pub spotify_api_url: String,
+    /// Key sealing the stored Spotify tokens (AES-256-GCM): 32 bytes as base64 or hex.
+    /// Required with Spotify; --demo makes a random one.
+    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// Where the browser goes after signing in with Spotify ({frontend_url}/auth/callback?status=success).
+    #[arg(long, env = "FRONTEND_URL", default_value = "/")]
+    pub frontend_url: String,
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
@@ -301,6 +338,32 @@ async fn serve(store: Arc<dyn Store>, user: &str, args: ServeArgs) -> anyhow::Re
     config.cors_origins =
         args.cors_origins.into_iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
     config.rules = rules.clone();
+    config.retention = Duration::from_secs(args.retention_days.saturating_mul(24 * 3600));
+    config.overview_max_age = Duration::from_secs(args.overview_cache_secs);
+    config.max_upload_bytes = args.max_upload_bytes;
+    config.upload_dir = args.upload_dir;
+    config.encryption_key = match (args.encryption_key.as_deref(), args.demo) {
+        (Some(k), _) => Some(echostats_http::TokenKey::parse(k).map_err(|e| anyhow::anyhow!(e))?),
+        (None, true) => {
+            tracing::warn!("demo: random ENCRYPTION_KEY, stored Spotify tokens cannot be read after a restart");
+            Some(echostats_http::TokenKey::random())
+        }
+        (None, false) => None,
+    };
+    config.spotify = match (args.spotify_client_id, args.spotify_client_secret) {
+        (Some(id), Some(secret)) => {
+            let mut spotify = echostats_http::SpotifyConfig::new(id, secret);
+            spotify.redirect_uri = args.spotify_redirect_uri;
+            spotify.accounts_url = args.spotify_accounts_url;
+            spotify.api_url = args.spotify_api_url;
+            Some(spotify)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "Spotify needs both SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (--spotify-client-id/-secret)"
+        ),
+    };
+    config.frontend_url = args.frontend_url;
     if args.demo {
         let export = args.demo_export.unwrap_or_else(demo::bundled_export);
         match demo::import_if_empty(&*store, demo::DEMO_USER, &export, &rules)

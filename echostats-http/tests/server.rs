@@ -1,103 +1,19 @@
 //! The REST server over real HTTP on loopback: each test starts its own server on
-//! 127.0.0.1:0 in this process, over a fresh SQLite file, and talks to it with reqwest.
+//! 127.0.0.1:0 in this process, over a fresh SQLite file, and talks to it with reqwest
+//! (the harness is in `common/`).
 
+mod common;
+
+use common::{fixture, sqlite_store, start, start_on, TestServer};
 use echostats::store::Store;
 use echostats::{PlayKind, PlayOrigin, PlayRecord, PlayRules};
-use echostats_http::{RateLimit, Server, ServerConfig};
-use reqwest::header::{HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, COOKIE, RETRY_AFTER, SET_COOKIE};
+use echostats_http::RateLimit;
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-const SECRET: &[u8] = b"test secret test secret test secret!";
-
-struct TestServer {
-    base: String,
-    store: Arc<dyn Store>,
-    http: reqwest::Client,
-    server: Option<Server>,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite_store(dir: &Path) -> Arc<dyn Store> {
-    echostats::open_store(&format!("sqlite://{}", dir.join("echostats.db").display())).await.expect("open SQLite")
-}
-
-/// A server with dev-login on and no rate limit, changed by `configure`.
-async fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_store(dir.path()).await;
-    start_on(store, dir, configure).await
-}
-
-async fn start_on(
-    store: Arc<dyn Store>,
-    dir: tempfile::TempDir,
-    configure: impl FnOnce(&mut ServerConfig),
-) -> TestServer {
-    let mut config = ServerConfig::new(SECRET.to_vec());
-    config.bind = "127.0.0.1:0".into();
-    config.dev_login = true;
-    config.rate_limit = None;
-    configure(&mut config);
-    let server = Server::bind(config, store.clone()).await.expect("server starts");
-    TestServer {
-        base: format!("http://{}", server.local_addr()),
-        store,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        server: Some(server),
-        _dir: dir,
-    }
-}
-
-/// A response: status, headers and the body as JSON (`Null` when it is not JSON).
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl TestServer {
-    async fn call(&self, method: Method, path: &str, session: Option<&str>, headers: &[(&str, &str)]) -> Answer {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = session {
-            req = req.header(COOKIE, format!("session={token}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap();
-        Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
-    }
-
-    async fn get(&self, path: &str, session: Option<&str>) -> Answer {
-        self.call(Method::GET, path, session, &[]).await
-    }
-
-    async fn post(&self, path: &str, session: Option<&str>) -> Answer {
-        self.call(Method::POST, path, session, &[]).await
-    }
-
-    /// Signs `user` in through dev-login and returns the session token.
-    async fn login(&self, user: &str) -> String {
-        let a = self.post(&format!("/api/v1/auth/dev-login?user={user}"), None).await;
-        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        a.body["token"].as_str().expect("token").to_string()
-    }
-
-    async fn stop(mut self) {
-        self.server.take().unwrap().shutdown().await.unwrap();
-    }
-}
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sample_export")
-}
 
 /// A counted track play `hours_ago` hours ago.
 fn play(track: &str, artist: &str, hours_ago: i64) -> PlayRecord {

@@ -2,9 +2,11 @@
 //! rankings every store keeps (never from a scan of raw history for totals and
 //! distributions), in any IANA time zone.
 
+mod cache;
 mod overview;
 mod trend;
 
+pub use cache::OverviewCache;
 pub use overview::*;
 pub use trend::*;
 

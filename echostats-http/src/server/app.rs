@@ -5,22 +5,26 @@ use crate::auth::Sessions;
 use crate::config::ServerConfig;
 use crate::error::status_response;
 use crate::middleware::{Observe, RateLimit, ShapeErrors, Timeout};
+use crate::oauth::PendingLogins;
 use crate::{api, metrics};
 use anyhow::Context;
+use echostats::analytics::OverviewCache;
+use echostats::spotify::SpotifyClient;
 use echostats::store::Store;
 use poem::http::{header, Method, StatusCode};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, Compression, Cors, SetHeader};
 use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// What every handler can reach: the store, the configuration, the session keys, and the
-/// rollup builds in progress.
+/// Overviews kept at most (a few per active user and period).
+const OVERVIEW_CACHE_ENTRIES: u64 = 10_000;
+
+/// What every handler can reach: the store, the configuration and the session keys.
 pub struct AppState {
     /// The store, picked from a URL at start.
     pub store: Arc<dyn Store>,
@@ -28,8 +32,12 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Session tokens.
     pub sessions: Sessions,
-    /// User id → job id of the rollup build running for that user.
-    rollup_builds: Mutex<HashMap<String, String>>,
+    /// The Spotify client, when Spotify is configured.
+    pub spotify: Option<Arc<SpotifyClient>>,
+    /// Spotify logins in progress (OAuth state and PKCE verifier).
+    pub logins: PendingLogins,
+    /// Computed overviews; every job that writes a user's plays invalidates theirs.
+    pub overviews: OverviewCache,
 }
 
 impl AppState {
@@ -37,46 +45,24 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
         AppState {
             sessions: Sessions::new(&config.jwt_secret, config.session_ttl),
+            spotify: spotify_client(&config, &store),
+            logins: PendingLogins::default(),
+            overviews: OverviewCache::new(OVERVIEW_CACHE_ENTRIES, config.overview_max_age),
             store,
             config,
-            rollup_builds: Mutex::new(HashMap::new()),
         }
     }
+}
 
-    /// Starts rebuilding `user_id`'s rollups in the background and returns the job id, or
-    /// the id of the build already running for that user as `Err`.
-    pub fn start_rollup_build(self: &Arc<Self>, user_id: &str) -> Result<String, String> {
-        let job_id = {
-            let mut running = self.rollup_builds.lock().expect("rollup build registry");
-            if let Some(id) = running.get(user_id) {
-                return Err(id.clone());
-            }
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            running.insert(user_id.to_string(), id.clone());
-            id
-        };
-        // Removes the entry however the task ends (even by panic).
-        struct Done(Arc<AppState>, String);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                if let Ok(mut running) = self.0.rollup_builds.lock() {
-                    running.remove(&self.1);
-                }
-            }
+/// The Spotify client of `config`, if it has a Spotify app (checked by `Server::bind`).
+fn spotify_client(config: &ServerConfig, store: &Arc<dyn Store>) -> Option<Arc<SpotifyClient>> {
+    let spotify = config.spotify.clone()?;
+    match SpotifyClient::new(spotify, store.clone()) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the Spotify client; Spotify routes answer 501");
+            None
         }
-        let done = Done(self.clone(), user_id.to_string());
-        let job = job_id.clone();
-        tokio::spawn(async move {
-            let state = &done.0;
-            let started = std::time::Instant::now();
-            match state.store.rebuild_rollups(&done.1, &state.config.rules).await {
-                Ok(()) => {
-                    tracing::info!(job_id = %job, user = %done.1, secs = started.elapsed().as_secs_f64(), "rollups rebuilt")
-                }
-                Err(e) => tracing::error!(job_id = %job, user = %done.1, error = %e, "rollup rebuild failed"),
-            }
-        });
-        Ok(job_id)
     }
 }
 
@@ -139,6 +125,8 @@ pub struct Server {
     addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Deletes old jobs and API logs while the server runs.
+    _retention: crate::jobs::RetentionSweep,
 }
 
 impl Server {
@@ -156,6 +144,8 @@ impl Server {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no socket address")?;
+        crate::jobs::fail_interrupted(&*store).await;
+        let retention = crate::jobs::spawn_retention_sweep(store.clone(), config.retention);
         let app = app(Arc::new(AppState::new(store, config))).into_endpoint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
@@ -165,7 +155,7 @@ impl Server {
             },
             Some(Duration::from_secs(10)),
         ));
-        Ok(Server { addr, stop, task })
+        Ok(Server { addr, stop, task, _retention: retention })
     }
 
     /// The address it listens on (with the port picked when the configured one was 0).

@@ -1,6 +1,8 @@
 //! Server configuration: typed, with the EchoStats defaults. The `echostats serve` command
 //! fills it from flags and environment variables (see `cli.rs`).
 
+use crate::crypto::TokenKey;
+use echostats::spotify::SpotifyConfig;
 use echostats::PlayRules;
 use std::time::Duration;
 
@@ -51,6 +53,23 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Play rules used when rebuilding rollups.
     pub rules: PlayRules,
+    /// Finished jobs and API call logs older than this are deleted (hourly).
+    pub retention: Duration,
+    /// How long a computed overview may be served again (writes of this process
+    /// invalidate it at once; this bounds how late writes of other processes show).
+    pub overview_max_age: Duration,
+    /// Largest history upload accepted (`POST /api/v1/history/import`), in bytes.
+    pub max_upload_bytes: u64,
+    /// Where uploads are kept while they are imported; `None`: the system's temporary
+    /// directory.
+    pub upload_dir: Option<std::path::PathBuf>,
+    /// The Spotify app (client id and secret, redirect URI, accounts and API URLs);
+    /// `None`: no Spotify sign-in, the Spotify-backed routes answer 501.
+    pub spotify: Option<SpotifyConfig>,
+    /// The key that seals Spotify tokens at rest (`ENCRYPTION_KEY`); required with `spotify`.
+    pub encryption_key: Option<TokenKey>,
+    /// Where the OAuth callback sends the browser: `{frontend_url}/auth/callback?status=success`.
+    pub frontend_url: String,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -69,6 +88,12 @@ impl std::fmt::Debug for ServerConfig {
             .field("slow_request_timeout", &self.slow_request_timeout)
             .field("cors_origins", &self.cors_origins)
             .field("rules", &self.rules)
+            .field("retention", &self.retention)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("upload_dir", &self.upload_dir)
+            .field("spotify", &self.spotify)
+            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<redacted>"))
+            .field("frontend_url", &self.frontend_url)
             .finish()
     }
 }
@@ -76,7 +101,8 @@ impl std::fmt::Debug for ServerConfig {
 impl ServerConfig {
     /// The EchoStats defaults with the given session key: `127.0.0.1:8000`, sessions of 7
     /// days, no dev-login, 100 requests per 60 s, timeouts of 30 s (120 s for slow routes),
-    /// CORS for the dashboard at `http://localhost:3000`.
+    /// CORS for the dashboard at `http://localhost:3000`, jobs and API logs kept 30 days,
+    /// uploads up to 1 GiB.
     pub fn new(jwt_secret: Vec<u8>) -> Self {
         ServerConfig {
             bind: "127.0.0.1:8000".into(),
@@ -91,6 +117,13 @@ impl ServerConfig {
             slow_request_timeout: Duration::from_secs(120),
             cors_origins: vec!["http://localhost:3000".into()],
             rules: PlayRules::default(),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            overview_max_age: Duration::from_secs(60),
+            max_upload_bytes: 1 << 30,
+            upload_dir: None,
+            spotify: None,
+            encryption_key: None,
+            frontend_url: "/".into(),
         }
     }
 
@@ -109,6 +142,14 @@ impl ServerConfig {
         }
         if self.request_timeout.is_zero() || self.slow_request_timeout.is_zero() {
             return Err("request timeouts must be longer than 0 s".into());
+        }
+        if self.retention.is_zero() {
+            return Err("the retention of jobs and API logs must be longer than 0 s".into());
+        }
+        if self.spotify.is_some() && self.encryption_key.is_none() {
+            return Err("Spotify sign-in needs ENCRYPTION_KEY to seal the tokens it stores: 32 bytes as base64 or \
+                        hex (generate one with `openssl rand -base64 32`)"
+                .into());
         }
         crate::auth::validate_user_id(&self.dev_login_user)
             .map_err(|e| format!("dev-login user {:?}: {e}", self.dev_login_user))?;

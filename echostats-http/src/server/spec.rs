@@ -71,10 +71,8 @@ pub fn allowed_methods(path: &str) -> Option<String> {
             .iter()
             .map(|(template, ops)| {
                 let segments = template.split('/').map(str::to_string).collect();
-                let mut methods: Vec<String> = ops
-                    .as_object()
-                    .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
-                    .unwrap_or_default();
+                let mut methods: Vec<String> =
+                    ops.as_object().map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect()).unwrap_or_default();
                 methods.push("OPTIONS".into());
                 (segments, methods.join(", "))
             })

@@ -5,9 +5,11 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::dto::{JobStarted, Overview, Period, Refreshed, RollupStatusBody, Trend};
 use crate::error::ApiError;
+use crate::jobs::{self, JobRecorder, Started};
 use chrono::Utc;
 use chrono_tz::Tz;
 use echostats::analytics::{self, OverviewRequest};
+use echostats::JobType;
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -41,8 +43,8 @@ impl AnalyticsApi {
     ) -> Result<Json<Overview>, ApiError> {
         let mut req = OverviewRequest::new(period.0.into());
         req.tz = time_zone(&tz)?;
-        let overview = analytics::overview(&*state.store, user.id(), &req).await?;
-        Ok(Json(overview.into()))
+        let overview = state.overviews.overview(&*state.store, user.id(), &req).await?;
+        Ok(Json(Overview::from((*overview).clone())))
     }
 
     /// Plays and hours per day (week, month), ISO week (quarter) or month (year, all time).
@@ -76,27 +78,32 @@ impl AnalyticsApi {
     /// Starts a background rebuild of the daily rollups from the raw history;
     /// `already_running` while one runs for this user.
     #[oai(path = "/api/v1/analytics/rollup-build", method = "post")]
-    async fn rollup_build(&self, state: Data<&Arc<AppState>>, user: CurrentUser) -> Json<JobStarted> {
-        let (status, job_id) = match state.start_rollup_build(user.id()) {
-            Ok(job_id) => ("started", job_id),
-            Err(running) => ("already_running", running),
+    async fn rollup_build(&self, state: Data<&Arc<AppState>>, user: CurrentUser) -> Result<Json<JobStarted>, ApiError> {
+        let (status, job_id) = match JobRecorder::create(&state.store, user.id(), JobType::RollupBuild, true).await? {
+            Started::New(job) => {
+                let job_id = job.id().to_string();
+                jobs::spawn(job.clone(), jobs::rollup_build(state.0.clone(), job));
+                ("started", job_id)
+            }
+            Started::AlreadyRunning(job_id) => ("already_running", job_id),
         };
-        Json(JobStarted { status: status.into(), job_id })
+        Ok(Json(JobStarted { status: status.into(), job_id }))
     }
 
-    /// Overviews are computed from the rollups on every request, so there is no snapshot to
-    /// recompute: answers as EchoStats does once the store is reachable. `all_time` stands
-    /// for every period.
+    /// Drops the user's cached overviews, so the next ones are computed from the store
+    /// (the rollups are always current); answers as EchoStats does once the store is
+    /// reachable. `all_time` stands for every period.
     #[oai(path = "/api/v1/analytics/refresh", method = "post")]
     async fn refresh(
         &self,
         state: Data<&Arc<AppState>>,
-        _user: CurrentUser,
+        user: CurrentUser,
         /// `week`, `month`, `quarter`, `year` or `all_time`.
         #[oai(default = "Period::default_all_time")]
         period: Query<Period>,
     ) -> Result<Json<Refreshed>, ApiError> {
         state.store.ping().await?;
+        state.overviews.invalidate_user(user.id());
         let periods = match period.0 {
             Period::AllTime => analytics::Period::ALL.into_iter().map(Period::from).collect(),
             p => vec![p],

@@ -1,5 +1,5 @@
 //! Sessions: `dev-login` (when enabled), `status`, `logout`. The Spotify OAuth flow
-//! (`login`, `callback`, `refresh`) comes with the Spotify client.
+//! (`login`, `callback`, `refresh`) is in `login.rs`.
 
 use super::ApiTags;
 use crate::app::AppState;

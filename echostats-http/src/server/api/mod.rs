@@ -2,10 +2,15 @@
 //! core calls and core results into DTOs; errors go through [`crate::error::ApiError`].
 
 mod analytics;
+mod api_logs;
 mod auth;
 mod catalog;
 mod health;
 mod history;
+mod import;
+mod login;
+mod spotify;
+mod sync_jobs;
 
 use poem_openapi::Tags;
 
@@ -28,6 +33,20 @@ pub enum ApiTags {
     Genres,
     /// Listening history.
     History,
+    /// Sync, import and rollup jobs.
+    SyncJobs,
+    /// Calls made to the Spotify API.
+    ApiLogs,
+    /// The user's Spotify playlists.
+    Playlists,
+    /// Playback state and control (Spotify).
+    Player,
+    /// Followed artists and saved albums (Spotify).
+    Library,
+    /// New releases, featured playlists, categories (Spotify).
+    Browse,
+    /// Recommendations (withdrawn by Spotify in Nov 2024).
+    Recommendations,
 }
 
 /// Every API of the server, for [`poem_openapi::OpenApiService`].
@@ -37,7 +56,16 @@ pub fn all() -> impl poem_openapi::OpenApi {
         auth::AuthApi,
         analytics::AnalyticsApi,
         (catalog::TracksApi, catalog::ArtistsApi, catalog::AlbumsApi, catalog::GenresApi),
-        history::HistoryApi,
+        (history::HistoryApi, import::ImportApi),
+        (sync_jobs::SyncJobsApi, api_logs::ApiLogsApi),
+        (
+            login::SpotifyLoginApi,
+            spotify::PlaylistsApi,
+            spotify::PlayerApi,
+            spotify::LibraryApi,
+            spotify::BrowseApi,
+            spotify::RecommendationsApi,
+        ),
     )
 }
 

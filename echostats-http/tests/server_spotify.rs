@@ -1,0 +1,602 @@
+//! Spotify sign-in and the Spotify-backed routes over real HTTP on loopback: a fake Spotify
+//! (accounts service and Web API, a poem app on 127.0.0.1:0 speaking the real wire format)
+//! and the server under test, each in this process.
+
+use base64::Engine;
+use echostats::spotify::{SpotifyClient, SpotifyConfig};
+use echostats::store::{ApiLogQuery, Store};
+use echostats::Error;
+use echostats_http::{Server, ServerConfig, TokenKey};
+use poem::http::StatusCode as PoemStatus;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::{Data, Form, Query};
+use poem::{get, handler, post, EndpointExt, Request, Response, Route};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const SECRET: &[u8] = b"test secret test secret test secret!";
+const CLIENT_ID: &str = "test-client";
+const CLIENT_SECRET: &str = "test-client-secret";
+const REDIRECT_URI: &str = "http://127.0.0.1:8000/api/v1/auth/callback";
+const USER: &str = "spotify-alice";
+const GOOD_CODE: &str = "good-code";
+
+// ---------------------------------------------------------------------------------------
+// The fake Spotify
+
+#[derive(Default)]
+struct FakeState {
+    /// The access token the Web API accepts now.
+    access_token: String,
+    /// Access tokens issued so far.
+    issued: u32,
+    /// `expires_in` of the token answers.
+    expires_in: i64,
+    /// Forms posted to `/api/token`.
+    token_forms: Vec<HashMap<String, String>>,
+    /// Calls per path of the Web API.
+    hits: HashMap<String, u32>,
+    /// Query and JSON body of each `PUT /v1/me/player/play`.
+    plays: Vec<(String, Value)>,
+}
+
+#[derive(Default)]
+struct Fake(Mutex<FakeState>);
+
+fn json_response(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(PoemStatus::from_u16(status).unwrap())
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn api_error(status: u16, message: &str) -> Response {
+    json_response(status, json!({"error": {"status": status, "message": message}}))
+}
+
+impl Fake {
+    /// Counts the call and checks the bearer token: `Some(the 401 Spotify gives)` when wrong.
+    fn reject(&self, req: &Request) -> Option<Response> {
+        let mut s = self.0.lock().unwrap();
+        *s.hits.entry(req.uri().path().to_string()).or_default() += 1;
+        let expected = format!("Bearer {}", s.access_token);
+        match req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
+            Some(v) if !s.access_token.is_empty() && v == expected => None,
+            _ => Some(api_error(401, "Invalid access token")),
+        }
+    }
+
+    fn issue(&self, with_refresh: bool) -> Value {
+        let mut s = self.0.lock().unwrap();
+        s.issued += 1;
+        s.access_token = format!("access-{}", s.issued);
+        let mut body = json!({
+            "access_token": s.access_token,
+            "token_type": "Bearer",
+            "scope": "user-read-recently-played playlist-read-private",
+            "expires_in": s.expires_in,
+        });
+        if with_refresh {
+            body["refresh_token"] = json!("refresh-1");
+        }
+        body
+    }
+}
+
+#[handler]
+fn token(fake: Data<&Arc<Fake>>, req: &Request, form: Form<HashMap<String, String>>) -> Response {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Basic {basic}")) {
+        return json_response(400, json!({"error": "invalid_client", "error_description": "Invalid client"}));
+    }
+    let form = form.0;
+    fake.0 .0.lock().unwrap().token_forms.push(form.clone());
+    let invalid_grant = |d: &str| json_response(400, json!({"error": "invalid_grant", "error_description": d}));
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            if form.get("code").map(String::as_str) != Some(GOOD_CODE) {
+                return invalid_grant("Invalid authorization code");
+            }
+            if form.get("redirect_uri").map(String::as_str) != Some(REDIRECT_URI) {
+                return invalid_grant("Invalid redirect URI");
+            }
+            json_response(200, fake.issue(true))
+        }
+        // Like Spotify often does: a new access token and no new refresh token.
+        Some("refresh_token") if form.get("refresh_token").map(String::as_str) == Some("refresh-1") => {
+            json_response(200, fake.issue(false))
+        }
+        Some("refresh_token") => invalid_grant("Invalid refresh token"),
+        _ => json_response(400, json!({"error": "unsupported_grant_type"})),
+    }
+}
+
+#[handler]
+fn me(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    json_response(
+        200,
+        json!({"id": USER, "display_name": "Alice", "type": "user", "uri": "spotify:user:spotify-alice",
+               "images": [{"url": "https://i.scdn.co/image/alice", "height": 64, "width": 64}]}),
+    )
+}
+
+#[handler]
+fn playlists(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let all: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({
+                "id": format!("pl{i}"), "name": format!("Playlist {i}"), "description": "",
+                "images": [{"url": format!("https://i.scdn.co/image/pl{i}")}],
+                "items": {"href": "https://api.spotify.com/v1/playlists/x/items", "total": 10 * i},
+                "owner": {"id": USER, "display_name": "Alice"},
+                "public": i != 2, "collaborative": false,
+                "external_urls": {"spotify": format!("https://open.spotify.com/playlist/pl{i}")},
+                "type": "playlist", "uri": format!("spotify:playlist:pl{i}")
+            })
+        })
+        .collect();
+    let items: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+    json_response(200, json!({"items": items, "total": all.len(), "limit": limit, "offset": offset}))
+}
+
+#[handler]
+fn recently_played(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    json_response(
+        200,
+        json!({"items": [{
+            "track": {"id": "2kRFrWaLWifQkBFasAWgMo", "name": "Everything In Its Right Place",
+                      "artists": [{"id": "4Z8W4fKeB5YxbusRsdQVPb", "name": "Radiohead"}],
+                      "album": {"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A", "images": []},
+                      "duration_ms": 250000, "type": "track"},
+            "played_at": "2026-11-23T21:00:00.123Z",
+            "context": {"type": "album", "uri": "spotify:album:6GjwtEZcfenmof6l18N7T7"}
+        }], "limit": 1, "cursors": {"after": "1", "before": "1"}}),
+    )
+}
+
+#[handler]
+fn devices(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    // Spotify's quota answer: hours to wait.
+    let mut r = json_response(
+        429,
+        json!({"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}),
+    );
+    r.headers_mut().insert("retry-after", "7200".parse().unwrap());
+    r
+}
+
+#[handler]
+fn player(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    Response::builder().status(PoemStatus::NO_CONTENT).finish()
+}
+
+#[handler]
+async fn play(fake: Data<&Arc<Fake>>, req: &Request, body: Vec<u8>) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    fake.0 .0.lock().unwrap().plays.push((req.uri().query().unwrap_or("").to_string(), body));
+    Response::builder().status(PoemStatus::NO_CONTENT).finish()
+}
+
+/// Starts the fake; returns its base URL and state.
+async fn fake_spotify(expires_in: i64) -> (String, Arc<Fake>) {
+    let fake = Arc::new(Fake::default());
+    fake.0.lock().unwrap().expires_in = expires_in;
+    let app = Route::new()
+        .at("/api/token", post(token))
+        .at("/v1/me", get(me))
+        .at("/v1/me/playlists", get(playlists))
+        .at("/v1/me/player/recently-played", get(recently_played))
+        .at("/v1/me/player/devices", get(devices))
+        .at("/v1/me/player", get(player))
+        .at("/v1/me/player/play", poem::put(play))
+        .data(fake.clone());
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    (format!("http://{addr}"), fake)
+}
+
+fn spotify_config(fake_url: &str) -> SpotifyConfig {
+    let mut c = SpotifyConfig::new(CLIENT_ID, CLIENT_SECRET);
+    c.redirect_uri = REDIRECT_URI.into();
+    c.accounts_url = fake_url.into();
+    c.api_url = fake_url.into();
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// The server under test
+
+struct Setup {
+    base: String,
+    store: Arc<dyn Store>,
+    key: TokenKey,
+    fake: Arc<Fake>,
+    fake_url: String,
+    /// Does not follow redirects, so the tests see the 302s.
+    http: reqwest::Client,
+    _server: Server,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(expires_in: i64) -> Setup {
+    let (fake_url, fake) = fake_spotify(expires_in).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        echostats::open_store(&format!("sqlite://{}", dir.path().join("echostats.db").display())).await.unwrap();
+    let key = TokenKey::random();
+    let mut config = ServerConfig::new(SECRET.to_vec());
+    config.bind = "127.0.0.1:0".into();
+    config.rate_limit = None;
+    config.dev_login = true;
+    config.spotify = Some(spotify_config(&fake_url));
+    config.encryption_key = Some(key.clone());
+    config.frontend_url = "http://localhost:3000/".into();
+    let server = Server::bind(config, store.clone()).await.unwrap();
+    Setup {
+        base: format!("http://{}", server.local_addr()),
+        store,
+        key,
+        fake,
+        fake_url,
+        http: reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Setup {
+    async fn call(&self, method: reqwest::Method, path: &str, session: Option<&str>, accept: Option<&str>) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(s) = session {
+            req = req.header(COOKIE, format!("session={s}"));
+        }
+        if let Some(a) = accept {
+            req = req.header(ACCEPT, a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or(Value::Null);
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, session: Option<&str>) -> Answer {
+        self.call(reqwest::Method::GET, path, session, None).await
+    }
+
+    /// `GET /auth/login` as an API client: `(state, authorize URL)`.
+    async fn login(&self) -> (String, reqwest::Url) {
+        let a = self.get("/api/v1/auth/login", None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let url = reqwest::Url::parse(a.body["url"].as_str().unwrap()).unwrap();
+        (a.body["state"].as_str().unwrap().to_string(), url)
+    }
+
+    /// The whole sign-in; returns the session token.
+    async fn sign_in(&self) -> String {
+        let (state, _) = self.login().await;
+        let a = self.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state={state}"), None).await;
+        assert_eq!(a.status, StatusCode::FOUND, "{}", a.body);
+        session_of(&a.headers)
+    }
+
+    fn token_forms(&self) -> Vec<HashMap<String, String>> {
+        self.fake.0.lock().unwrap().token_forms.clone()
+    }
+}
+
+fn session_of(headers: &reqwest::header::HeaderMap) -> String {
+    let cookie = headers.get(SET_COOKIE).expect("Set-Cookie").to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    cookie.strip_prefix("session=").unwrap().split(';').next().unwrap().to_string()
+}
+
+fn query_of(url: &reqwest::Url) -> HashMap<String, String> {
+    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn login_callback_session_and_a_spotify_backed_route() {
+    let s = setup(3600).await;
+
+    // API clients get {url, state}; the URL is Spotify's authorize page with PKCE S256.
+    let (state, url) = s.login().await;
+    assert_eq!(format!("{}{}", url.origin().ascii_serialization(), url.path()), format!("{}/authorize", s.fake_url));
+    let q = query_of(&url);
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["redirect_uri"], REDIRECT_URI);
+    assert_eq!(q["state"], state);
+    assert_eq!(q["code_challenge_method"], "S256");
+    for scope in ["user-read-recently-played", "user-top-read", "playlist-read-private", "user-library-read"] {
+        assert!(q["scope"].split(' ').any(|s| s == scope), "{scope} in {}", q["scope"]);
+    }
+
+    // Browsers are redirected.
+    let html = s.call(reqwest::Method::GET, "/api/v1/auth/login", None, Some("text/html,application/xhtml+xml")).await;
+    assert_eq!(html.status, StatusCode::FOUND);
+    assert!(html.headers[LOCATION].to_str().unwrap().starts_with(&format!("{}/authorize?", s.fake_url)));
+
+    // The callback exchanges the code with the verifier, signs in and redirects.
+    let a = s.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state={state}"), None).await;
+    assert_eq!(a.status, StatusCode::FOUND, "{}", a.body);
+    assert_eq!(a.headers[LOCATION], "http://localhost:3000/auth/callback?status=success");
+    let session = session_of(&a.headers);
+
+    let forms = s.token_forms();
+    assert_eq!(forms.len(), 1);
+    assert_eq!(forms[0]["grant_type"], "authorization_code");
+    let verifier = &forms[0]["code_verifier"];
+    assert!((43..=128).contains(&verifier.len()));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    assert_eq!(challenge, q["code_challenge"], "the verifier sent matches the challenge of the authorize URL");
+
+    // The user exists under the Spotify id; the tokens are stored sealed.
+    let user = s.store.user(USER).await.unwrap();
+    assert_eq!((user.spotify_id.as_deref(), user.display_name.as_deref()), (Some(USER), Some("Alice")));
+    let sealed = s.store.tokens(USER).await.unwrap().expect("tokens stored");
+    let text = String::from_utf8_lossy(&sealed.ciphertext);
+    assert!(!text.contains("access-1") && !text.contains("refresh-1"), "tokens are not stored in the clear");
+    let opened = s.key.open(&sealed).expect("sealed under ENCRYPTION_KEY");
+    assert_eq!((opened.access_token.as_str(), opened.refresh_token.as_str()), ("access-1", "refresh-1"));
+
+    // The session works, and a Spotify-backed route answers in the EchoStats shape.
+    let status = s.get("/api/v1/auth/status", Some(&session)).await;
+    assert_eq!(status.body["authenticated"], true);
+    assert_eq!(status.body["user"]["spotify_id"], USER);
+    assert!(status.body["token_expires_at"].is_string());
+
+    let p = s.get("/api/v1/playlists?limit=2", Some(&session)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(
+        (p.body["total"].as_i64(), p.body["page"].as_i64(), p.body["limit"].as_i64()),
+        (Some(3), Some(1), Some(2))
+    );
+    assert_eq!(
+        p.body["items"][0],
+        json!({"id": "pl1", "user_id": USER, "spotify_id": "pl1", "name": "Playlist 1", "description": null,
+               "image_url": "https://i.scdn.co/image/pl1", "tracks_total": 10, "owner": "Alice", "public": true,
+               "collaborative": false, "external_url": "https://open.spotify.com/playlist/pl1"})
+    );
+    let page2 = s.get("/api/v1/playlists?limit=2&page=2", Some(&session)).await;
+    assert_eq!(page2.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page2.body["items"][0]["spotify_id"], "pl3");
+
+    // Nothing plays: 204 from Spotify.
+    let current = s.get("/api/v1/player/current", Some(&session)).await;
+    assert_eq!(current.body, json!({"is_playing": false}));
+
+    // Every call is logged for the user, without tokens or the code.
+    let logs = s.store.api_logs(USER, &ApiLogQuery { limit: 200, ..Default::default() }).await.unwrap();
+    let calls: Vec<String> =
+        logs.items.iter().map(|l| format!("{} {} {}", l.method, l.endpoint, l.status_code)).collect();
+    for expected in ["POST /api/token 200", "GET /v1/me 200", "GET /v1/me/playlists 200", "GET /v1/me/player 204"] {
+        assert!(calls.iter().any(|c| c == expected), "{expected} in {calls:?}");
+    }
+    assert_eq!(logs.total, 5);
+    for l in &logs.items {
+        let all = format!("{l:?}");
+        assert!(!all.contains("access-1") && !all.contains("refresh-1") && !all.contains(GOOD_CODE), "{all}");
+        assert!(l.service.starts_with("spotify"));
+    }
+}
+
+#[tokio::test]
+async fn the_callback_refuses_unknown_reused_and_rejected_states_and_codes() {
+    let s = setup(3600).await;
+    let a = s.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state=forged"), None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body["detail"].as_str().unwrap().contains("state"), "{}", a.body);
+    assert!(a.headers.get(SET_COOKIE).is_none());
+    assert!(s.token_forms().is_empty(), "no code exchange for a forged state");
+
+    let missing = s.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}"), None).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+
+    // The user denied access at Spotify.
+    let (state, _) = s.login().await;
+    let denied = s.get(&format!("/api/v1/auth/callback?error=access_denied&state={state}"), None).await;
+    assert_eq!(denied.status, StatusCode::BAD_REQUEST);
+    assert!(denied.body["detail"].as_str().unwrap().contains("access_denied"));
+
+    // Spotify refuses the code (invalid_grant): 400, nothing stored.
+    let (state, _) = s.login().await;
+    let bad = s.get(&format!("/api/v1/auth/callback?code=stolen&state={state}"), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(matches!(s.store.user(USER).await, Err(Error::NotFound { .. })));
+
+    // A state is good once.
+    let (state, _) = s.login().await;
+    let ok = s.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state={state}"), None).await;
+    assert_eq!(ok.status, StatusCode::FOUND);
+    let again = s.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state={state}"), None).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn expired_tokens_refresh_automatically_and_keep_the_refresh_token() {
+    // Tokens that expire within the refresh margin: every use refreshes first.
+    let s = setup(30).await;
+    let session = s.sign_in().await;
+
+    let p = s.get("/api/v1/playlists", Some(&session)).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let forms = s.token_forms();
+    assert_eq!(forms.len(), 2, "code exchange, then a refresh before the call");
+    assert_eq!((forms[1]["grant_type"].as_str(), forms[1]["refresh_token"].as_str()), ("refresh_token", "refresh-1"));
+    let opened = s.key.open(&s.store.tokens(USER).await.unwrap().unwrap()).unwrap();
+    assert_eq!(opened.access_token, "access-2", "the new access token is stored");
+    assert_eq!(opened.refresh_token, "refresh-1", "no new refresh token came back: the old one is kept");
+
+    let r = s.call(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&session), None).await;
+    assert_eq!((r.status, r.body.clone()), (StatusCode::OK, json!({"status": "refreshed"})));
+    let opened = s.key.open(&s.store.tokens(USER).await.unwrap().unwrap()).unwrap();
+    assert_eq!((opened.access_token.as_str(), opened.refresh_token.as_str()), ("access-3", "refresh-1"));
+
+    // Not signed in: 401.
+    let anon = s.call(reqwest::Method::POST, "/api/v1/auth/refresh", None, None).await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    // Signed in without Spotify (dev-login): 401 as well.
+    let dev = s.get("/api/v1/auth/dev-login?user=bob", None).await;
+    let bob = dev.body["token"].as_str().unwrap().to_string();
+    let r = s.call(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&bob), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+
+    // Logout clears the cookie and keeps the tokens (background sync goes on), as EchoStats.
+    let out = s.call(reqwest::Method::POST, "/api/v1/auth/logout", Some(&session), None).await;
+    assert_eq!(out.body, json!({"status": "logged_out"}));
+    assert!(s.store.tokens(USER).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_spotify_429_is_a_429_with_its_retry_after_and_calls_wait() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let a = s.get("/api/v1/player/devices", Some(&session)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert_eq!(a.headers[RETRY_AFTER], "7200");
+    assert!(a.body["detail"].as_str().unwrap().contains("rate limited"), "{}", a.body);
+
+    // The client waits out the Retry-After instead of calling again.
+    let b = s.get("/api/v1/player/devices", Some(&session)).await;
+    assert_eq!(b.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = b.headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((7100..=7200).contains(&retry), "{retry}");
+    assert_eq!(s.fake.0.lock().unwrap().hits["/v1/me/player/devices"], 1);
+
+    let logs = s
+        .store
+        .api_logs(USER, &ApiLogQuery { limit: 50, status_min: Some(429), status_max: Some(429), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(logs.total, 2, "the call and the one not sent");
+    assert!(logs.items.iter().all(|l| l.endpoint == "/v1/me/player/devices"));
+}
+
+#[tokio::test]
+async fn the_core_client_reads_recently_played_and_maps_401() {
+    let (fake_url, fake) = fake_spotify(3600).await;
+    let store: Arc<dyn Store> = Arc::new(echostats::store::MemoryStore::new());
+    let client = SpotifyClient::new(spotify_config(&fake_url), store.clone()).unwrap();
+    let connected = client.connect(GOOD_CODE, "a-verifier-of-forty-three-characters-xxxxxxx").await.unwrap();
+    assert_eq!(connected.profile.id, USER);
+    let recent = client.recently_played(USER, &connected.tokens.access_token, 50, None).await.unwrap();
+    assert_eq!(recent.items.len(), 1);
+    assert_eq!(recent.items[0].track.name, "Everything In Its Right Place");
+    assert_eq!(recent.items[0].context.as_ref().unwrap().kind.as_deref(), Some("album"));
+
+    let e = client.recently_played(USER, "wrong-token", 50, None).await.unwrap_err();
+    assert!(matches!(e, Error::Unauthenticated), "{e:?}");
+    let e = client.connect("stolen", "verifier").await.unwrap_err();
+    assert!(matches!(e, Error::Unauthenticated), "{e:?}");
+    assert_eq!(fake.0.lock().unwrap().hits["/v1/me/player/recently-played"], 2);
+
+    let logs = store.api_logs(USER, &ApiLogQuery { limit: 50, ..Default::default() }).await.unwrap();
+    let calls: Vec<(String, i32)> = logs.items.iter().map(|l| (l.endpoint.clone(), l.status_code)).collect();
+    assert_eq!(calls.iter().filter(|c| c.0 == "/v1/me/player/recently-played").count(), 2, "{calls:?}");
+    assert!(calls.contains(&("/v1/me/player/recently-played".into(), 401)));
+    assert!(calls.contains(&("/api/token".into(), 200)) && calls.contains(&("/v1/me".into(), 200)));
+}
+
+#[tokio::test]
+async fn withdrawn_routes_answer_the_documented_empty_shapes() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let r = s.get("/api/v1/recommendations?seed_type=artists&limit=10", Some(&session)).await;
+    assert_eq!((r.status, r.body), (StatusCode::OK, json!({"items": [], "total": 0, "seed_info": {}})));
+    let f = s.get("/api/v1/browse/featured-playlists", Some(&session)).await;
+    assert_eq!(f.body["items"], json!([]));
+    assert!(f.body["message"].as_str().unwrap().contains("withdrawn by Spotify in Nov 2024"));
+    let bad = s.get("/api/v1/recommendations?seed_type=moods", Some(&session)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let anon = s.get("/api/v1/recommendations", None).await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_spotify_the_routes_say_so_and_spotify_needs_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = echostats::open_store("memory://").await.unwrap();
+    let mut config = ServerConfig::new(SECRET.to_vec());
+    config.bind = "127.0.0.1:0".into();
+    config.dev_login = true;
+    config.rate_limit = None;
+    let mut with_spotify = config.clone();
+    with_spotify.spotify = Some(spotify_config("http://127.0.0.1:9"));
+    let refused = Server::bind(with_spotify, store.clone()).await.err().expect("refused without ENCRYPTION_KEY");
+    assert!(refused.to_string().contains("ENCRYPTION_KEY"), "{refused}");
+
+    let server = Server::bind(config, store).await.unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let login = http.get(format!("{base}/api/v1/auth/login")).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::NOT_IMPLEMENTED);
+    let body: Value = login.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("SPOTIFY_CLIENT_ID"), "{body}");
+    drop(dir);
+}
+
+#[tokio::test]
+async fn play_takes_an_optional_json_body() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let empty = s.call(reqwest::Method::POST, "/api/v1/player/play", Some(&session), None).await;
+    assert_eq!((empty.status, empty.body), (StatusCode::OK, json!({"status": "playing"})));
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/player/play", s.base))
+        .header(COOKIE, format!("session={session}"))
+        .json(&json!({"uris": ["spotify:track:2kRFrWaLWifQkBFasAWgMo"], "device_id": "abc123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bad = s
+        .http
+        .post(format!("{}/api/v1/player/play", s.base))
+        .header(COOKIE, format!("session={session}"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let plays = s.fake.0.lock().unwrap().plays.clone();
+    assert_eq!(plays.len(), 2);
+    assert_eq!(plays[0], (String::new(), Value::Null));
+    assert_eq!(plays[1], ("device_id=abc123".to_string(), json!({"uris": ["spotify:track:2kRFrWaLWifQkBFasAWgMo"]})));
+}
