@@ -182,11 +182,7 @@ impl MongoStore {
             };
             items.push(RankedItem { key: g.key, name, artist_name, spotify_id, play_count: g.plays, total_ms: g.ms });
         }
-        items.retain(|i| i.play_count > 0);
-        sort_ranking(&mut items);
-        let distinct = items.len() as u64;
-        items.truncate(limit.unwrap_or(usize::MAX));
-        Ok(ItemRanking { items, distinct })
+        Ok(ItemRanking::from_unsorted(items, limit))
     }
 
     async fn show_ranking_inner(

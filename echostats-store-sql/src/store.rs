@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use echostats_core::model::{Artist, AudioFeatures, EncryptedTokens, HistoryEntry, PlayKind, RollupDay, Track, User};
 use echostats_core::rules::{normalize_name, PlayRules};
 use echostats_core::store::{
-    sort_ranking, AnalyticsStore, CatalogStore, HistoryPage, HistoryQuery, HistoryStore, ItemKind, ItemRanking,
-    PlayBatch, RankedItem, RollupStatus, StoreHealth, TimeWindow, UserStore,
+    AnalyticsStore, CatalogStore, HistoryPage, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch,
+    RankedItem, RollupStatus, StoreHealth, TimeWindow, UserStore,
 };
 use echostats_core::{Error, Result};
 use sqlx::{Executor, Row};
@@ -176,13 +176,8 @@ impl SqlStore {
         let sql = grouped_sql(self.dialect, kind, GroupFilter::Window);
         let rows =
             self.pool.fetch_all(sqlx::query(&sql).bind(user_id).bind(ms_ceil(w.start)).bind(ms_ceil(w.end))).await?;
-        let mut items =
-            rows.iter().map(|row| group_from_row(kind, row).map(|g| g.item)).collect::<SqlResult<Vec<_>>>()?;
-        items.retain(|i| i.play_count > 0);
-        sort_ranking(&mut items);
-        let distinct = items.len() as u64;
-        items.truncate(limit.unwrap_or(usize::MAX));
-        Ok(ItemRanking { items, distinct })
+        let items = rows.iter().map(|row| group_from_row(kind, row).map(|g| g.item)).collect::<SqlResult<Vec<_>>>()?;
+        Ok(ItemRanking::from_unsorted(items, limit))
     }
 
     async fn show_ranking_inner(

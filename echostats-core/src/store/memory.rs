@@ -168,7 +168,7 @@ impl AnalyticsStore for MemoryStore {
         let inner = self.inner.lock().await;
         let Some(data) = inner.data.get(user_id) else { return Ok(ItemRanking::default()) };
         let delta = RollupDelta::from_records(counted(data, window), &data.rules);
-        let mut items: Vec<RankedItem> = delta
+        let items: Vec<RankedItem> = delta
             .items
             .into_iter()
             .filter(|((k, _), d)| *k == kind && d.plays > 0)
@@ -181,10 +181,7 @@ impl AnalyticsStore for MemoryStore {
                 total_ms: d.ms,
             })
             .collect();
-        sort_ranking(&mut items);
-        let distinct = items.len() as u64;
-        items.truncate(limit.unwrap_or(usize::MAX));
-        Ok(ItemRanking { items, distinct })
+        Ok(ItemRanking::from_unsorted(items, limit))
     }
 
     async fn show_ranking(&self, user_id: &str, window: Option<TimeWindow>, limit: usize) -> Result<Vec<RankedItem>> {

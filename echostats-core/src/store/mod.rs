@@ -204,6 +204,18 @@ pub struct ItemRanking {
     pub distinct: u64,
 }
 
+impl ItemRanking {
+    /// The ranking of `items` in any order: items without plays dropped, the rest in
+    /// [`sort_ranking`] order, cut to `limit` (`distinct` counts before the cut).
+    pub fn from_unsorted(mut items: Vec<RankedItem>, limit: Option<usize>) -> ItemRanking {
+        items.retain(|i| i.play_count > 0);
+        sort_ranking(&mut items);
+        let distinct = items.len() as u64;
+        items.truncate(limit.unwrap_or(usize::MAX));
+        ItemRanking { items, distinct }
+    }
+}
+
 /// State of the daily rollups of a user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupStatus {
