@@ -25,6 +25,7 @@ pub mod rules;
 pub mod sample;
 pub mod spotify;
 pub mod store;
+pub mod sync;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

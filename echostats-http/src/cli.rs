@@ -180,6 +180,17 @@ pub struct ServeArgs {
     /// Where the browser goes after signing in with Spotify ({frontend_url}/auth/callback?status=success).
     #[arg(long, env = "FRONTEND_URL", default_value = "/")]
     pub frontend_url: String,
+    /// Minutes between syncs of every Spotify-connected user's recently played tracks (0: off;
+    /// sign-in and POST /api/v1/sync-jobs/trigger still sync).
+    #[arg(long, env = "ECHOSTATS_SYNC_INTERVAL_MINUTES", default_value_t = 15)]
+    pub sync_interval_minutes: u64,
+    /// Redis of the deployment (redis://host:6379/0); /api/health/ready then checks it.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// GitHub "latest release" API URL that /api/health/update checks (hourly, in the
+    /// background), e.g. https://api.github.com/repos/OWNER/REPO/releases/latest; unset: no check.
+    #[arg(long, env = "ECHOSTATS_RELEASES_URL")]
+    pub releases_url: Option<String>,
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
@@ -364,6 +375,10 @@ async fn serve(store: Arc<dyn Store>, user: &str, args: ServeArgs) -> anyhow::Re
         ),
     };
     config.frontend_url = args.frontend_url;
+    config.sync_interval =
+        (args.sync_interval_minutes > 0).then(|| Duration::from_secs(args.sync_interval_minutes.saturating_mul(60)));
+    config.redis_url = args.redis_url.filter(|u| !u.trim().is_empty());
+    config.releases_url = args.releases_url.filter(|u| !u.trim().is_empty());
     if args.demo {
         let export = args.demo_export.unwrap_or_else(demo::bundled_export);
         match demo::import_if_empty(&*store, demo::DEMO_USER, &export, &rules)

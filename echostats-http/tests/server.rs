@@ -79,6 +79,99 @@ async fn health_answers_without_a_session() {
 }
 
 #[tokio::test]
+async fn readiness_checks_redis_when_one_is_configured() {
+    // Nothing listens on port 1: not ready, and the reason says which service.
+    let down = start(|c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let a = down.get("/api/health/ready", None).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.body, serde_json::json!({"status": "not_ready", "reason": "cache unreachable"}));
+    down.stop().await;
+
+    // A bad URL is refused at start, without echoing it (it can hold a password).
+    let mut config = echostats_http::ServerConfig::new(common::SECRET.to_vec());
+    config.redis_url = Some("mysql://user:hunter2@host/".into());
+    let e = config.validate().unwrap_err();
+    assert!(e.contains("Redis URL") && !e.contains("hunter2"), "{e}");
+
+    // A real Redis (CI starts one): ready.
+    let Some(url) = echostats_core::conformance::service_url("ECHOSTATS_TEST_REDIS_URL") else { return };
+    let up = start(|c| c.redis_url = Some(url)).await;
+    let a = up.get("/api/health/ready", None).await;
+    assert_eq!((a.status, a.body), (StatusCode::OK, serde_json::json!({"status": "ready"})));
+    up.stop().await;
+}
+
+/// A fake GitHub answering the "latest release" document; counts the calls.
+async fn fake_github(tag: &'static str) -> (String, Arc<std::sync::atomic::AtomicU32>) {
+    use poem::listener::{Acceptor, Listener};
+    let hits = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = hits.clone();
+    let app = poem::Route::new().at(
+        "/repos/echostats/echostats/releases/latest",
+        poem::get(poem::endpoint::make_sync(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            poem::web::Json(serde_json::json!({
+                "tag_name": tag, "name": tag,
+                "html_url": format!("https://github.com/echostats/echostats/releases/tag/{tag}"),
+                "body": "Bug fixes and performance improvements", "draft": false, "prerelease": false,
+                "published_at": "2026-11-20T12:00:00Z"
+            }))
+        })),
+    );
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    (format!("http://{addr}/repos/echostats/echostats/releases/latest"), hits)
+}
+
+#[tokio::test]
+async fn update_check_answers_at_once_and_asks_github_at_most_hourly() {
+    let (url, hits) = fake_github("v99.1.0").await;
+    let s = start(|c| c.releases_url = Some(url)).await;
+    let mut latest = Value::Null;
+    for _ in 0..200 {
+        let a = s.get("/api/health/update", None).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body["current_version"], env!("CARGO_PKG_VERSION"));
+        if !a.body["latest_version"].is_null() {
+            latest = a.body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        latest,
+        serde_json::json!({
+            "current_version": env!("CARGO_PKG_VERSION"), "latest_version": "99.1.0", "update_available": true,
+            "release_url": "https://github.com/echostats/echostats/releases/tag/v99.1.0",
+            "release_notes": "Bug fixes and performance improvements", "published_at": "2026-11-20T12:00:00Z"
+        })
+    );
+    for _ in 0..5 {
+        assert_eq!(s.get("/api/health/update", None).await.body["latest_version"], "99.1.0");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "one check within the hour");
+    s.stop().await;
+
+    // Offline (nothing answers): the route still answers at once, with nothing known.
+    let offline = start(|c| c.releases_url = Some("http://127.0.0.1:9/releases/latest".into())).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let a = offline.get("/api/health/update", None).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "never waits for the network");
+        assert_eq!((a.body["latest_version"].clone(), a.body["update_available"].clone()), (Value::Null, false.into()));
+    }
+    offline.stop().await;
+
+    // No URL configured: no check, the same shape.
+    let off = start(|_| {}).await;
+    let a = off.get("/api/health/update", None).await;
+    assert_eq!(a.body["update_available"], false);
+    assert!(a.body["latest_version"].is_null() && a.body["release_url"].is_null());
+    off.stop().await;
+}
+
+#[tokio::test]
 async fn every_data_route_answers_401_without_a_session() {
     let s = start(|_| {}).await;
     for (method, path) in DATA_ROUTES {

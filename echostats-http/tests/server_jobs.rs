@@ -209,7 +209,7 @@ async fn trigger_starts_a_sync_that_fails_without_spotify_or_reports_the_running
     let done = s.wait_for_job(&id, &alice).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["job_type"], "periodic");
-    assert_eq!(done["error_message"], "Spotify account not connected");
+    assert_eq!(done["error_message"], "Spotify account not connected: sign in with Spotify first");
     assert!(done["completed_at"].is_string() && done["started_at"].is_string(), "{done}");
 
     // While one runs, a trigger names it.
@@ -219,6 +219,11 @@ async fn trigger_starts_a_sync_that_fails_without_spotify_or_reports_the_running
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!((a.body["status"].as_str(), a.body["job_id"].as_str()), (Some("already_running"), Some("b-sync")));
     assert_eq!(a.body.as_object().unwrap().len(), 3, "{}", a.body);
+    // The initial sync after sign-in does the same work: a trigger waits for it too.
+    let carol = s.login("carol").await;
+    s.store.create_job(&job("carol", "c-initial", JobType::Initial, JobStatus::Running, 0), true).await.unwrap();
+    let a = s.post("/api/v1/sync-jobs/trigger", Some(&carol)).await;
+    assert_eq!((a.body["status"].as_str(), a.body["job_id"].as_str()), (Some("already_running"), Some("c-initial")));
     // Alice's sync is not in bob's way, nor his in hers.
     let again = s.post("/api/v1/sync-jobs/trigger", Some(&alice)).await;
     assert_eq!(again.body["status"], "started");

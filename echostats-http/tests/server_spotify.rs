@@ -42,6 +42,16 @@ struct FakeState {
     hits: HashMap<String, u32>,
     /// Query and JSON body of each `PUT /v1/me/player/play`.
     plays: Vec<(String, Value)>,
+    /// `expires_in` of refreshed tokens (default: `expires_in`).
+    refresh_expires_in: Option<i64>,
+    /// The account's recently played items (`{track, played_at, context}`), newest first.
+    recent: Vec<Value>,
+    /// The `after` parameter of each recently-played call.
+    recent_after: Vec<Option<String>>,
+    /// Genres of the artists `GET /v1/artists/{id}` knows.
+    artist_genres: HashMap<String, Vec<String>>,
+    /// Artist lookups answer 429 (a quota error with a long `Retry-After`).
+    artists_rate_limited: bool,
 }
 
 #[derive(Default)]
@@ -74,11 +84,12 @@ impl Fake {
         let mut s = self.0.lock().unwrap();
         s.issued += 1;
         s.access_token = format!("access-{}", s.issued);
+        let expires_in = if with_refresh { s.expires_in } else { s.refresh_expires_in.unwrap_or(s.expires_in) };
         let mut body = json!({
             "access_token": s.access_token,
             "token_type": "Bearer",
             "scope": "user-read-recently-played playlist-read-private",
-            "expires_in": s.expires_in,
+            "expires_in": expires_in,
         });
         if with_refresh {
             body["refresh_token"] = json!("refresh-1");
@@ -151,22 +162,68 @@ fn playlists(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, Str
     json_response(200, json!({"items": items, "total": all.len(), "limit": limit, "offset": offset}))
 }
 
+/// A recently-played item as Spotify sends it: the track with its album and artists.
+fn recent_item(track_id: &str, name: &str, artist: (&str, &str), played_at: chrono::DateTime<chrono::Utc>) -> Value {
+    json!({
+        "track": {"id": track_id, "name": name, "type": "track", "duration_ms": 250000,
+                  "uri": format!("spotify:track:{track_id}"),
+                  "artists": [{"id": artist.0, "name": artist.1, "type": "artist"}],
+                  "album": {"id": format!("album-{track_id}"), "name": format!("{name} (album)"), "album_type": "album",
+                            "artists": [{"id": artist.0, "name": artist.1, "type": "artist"}],
+                            "images": [{"url": "https://i.scdn.co/image/cover", "height": 640, "width": 640}]}},
+        "played_at": played_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "context": {"type": "album", "uri": format!("spotify:album:album-{track_id}")}
+    })
+}
+
+const RADIOHEAD: (&str, &str) = ("4Z8W4fKeB5YxbusRsdQVPb", "Radiohead");
+const PORTISHEAD: (&str, &str) = ("6liAMWkVf5LH7YR9yfFy1Y", "Portishead");
+
 #[handler]
-fn recently_played(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+fn recently_played(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
     if let Some(r) = fake.reject(req) {
         return r;
     }
-    json_response(
-        200,
-        json!({"items": [{
-            "track": {"id": "2kRFrWaLWifQkBFasAWgMo", "name": "Everything In Its Right Place",
-                      "artists": [{"id": "4Z8W4fKeB5YxbusRsdQVPb", "name": "Radiohead"}],
-                      "album": {"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A", "images": []},
-                      "duration_ms": 250000, "type": "track"},
-            "played_at": "2026-11-23T21:00:00.123Z",
-            "context": {"type": "album", "uri": "spotify:album:6GjwtEZcfenmof6l18N7T7"}
-        }], "limit": 1, "cursors": {"after": "1", "before": "1"}}),
-    )
+    let mut s = fake.0 .0.lock().unwrap();
+    s.recent_after.push(q.get("after").cloned());
+    let after: Option<i64> = q.get("after").and_then(|a| a.parse().ok());
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let items: Vec<Value> = s
+        .recent
+        .iter()
+        .filter(|i| {
+            let at = chrono::DateTime::parse_from_rfc3339(i["played_at"].as_str().unwrap()).unwrap();
+            after.is_none_or(|a| at.timestamp_millis() > a)
+        })
+        .take(limit)
+        .cloned()
+        .collect();
+    json_response(200, json!({"items": items, "limit": limit, "cursors": {"after": "1", "before": "1"}}))
+}
+
+#[handler]
+fn artist_lookup(fake: Data<&Arc<Fake>>, req: &Request, id: poem::web::Path<String>) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    let s = fake.0 .0.lock().unwrap();
+    if s.artists_rate_limited {
+        let mut r = json_response(
+            429,
+            json!({"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}}),
+        );
+        r.headers_mut().insert("retry-after", "3600".parse().unwrap());
+        return r;
+    }
+    match s.artist_genres.get(&id.0) {
+        // Since Feb 2026 no `followers` and no `popularity` for development-mode apps.
+        Some(genres) => json_response(
+            200,
+            json!({"id": id.0, "name": if id.0 == RADIOHEAD.0 { RADIOHEAD.1 } else { PORTISHEAD.1 },
+                   "genres": genres, "type": "artist", "images": []}),
+        ),
+        None => api_error(404, "Resource not found"),
+    }
 }
 
 #[handler]
@@ -204,7 +261,18 @@ async fn play(fake: Data<&Arc<Fake>>, req: &Request, body: Vec<u8>) -> Response 
 /// Starts the fake; returns its base URL and state.
 async fn fake_spotify(expires_in: i64) -> (String, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
-    fake.0.lock().unwrap().expires_in = expires_in;
+    {
+        let mut s = fake.0.lock().unwrap();
+        s.expires_in = expires_in;
+        s.recent = vec![recent_item(
+            "2kRFrWaLWifQkBFasAWgMo",
+            "Everything In Its Right Place",
+            RADIOHEAD,
+            chrono::Utc::now() - chrono::Duration::hours(2),
+        )];
+        s.artist_genres.insert(RADIOHEAD.0.into(), vec!["art rock".into(), "alternative rock".into()]);
+        s.artist_genres.insert(PORTISHEAD.0.into(), vec!["trip hop".into()]);
+    }
     let app = Route::new()
         .at("/api/token", post(token))
         .at("/v1/me", get(me))
@@ -213,6 +281,7 @@ async fn fake_spotify(expires_in: i64) -> (String, Arc<Fake>) {
         .at("/v1/me/player/devices", get(devices))
         .at("/v1/me/player", get(player))
         .at("/v1/me/player/play", poem::put(play))
+        .at("/v1/artists/:id", get(artist_lookup))
         .data(fake.clone());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
@@ -303,12 +372,27 @@ impl Setup {
         (a.body["state"].as_str().unwrap().to_string(), url)
     }
 
-    /// The whole sign-in; returns the session token.
+    /// The whole sign-in, and the initial sync it starts; returns the session token.
     async fn sign_in(&self) -> String {
         let (state, _) = self.login().await;
         let a = self.get(&format!("/api/v1/auth/callback?code={GOOD_CODE}&state={state}"), None).await;
         assert_eq!(a.status, StatusCode::FOUND, "{}", a.body);
-        session_of(&a.headers)
+        let session = session_of(&a.headers);
+        self.jobs_done(&session).await;
+        session
+    }
+
+    /// Waits until the user has no pending or running job; returns their jobs, newest first.
+    async fn jobs_done(&self, session: &str) -> Vec<Value> {
+        for _ in 0..200 {
+            let jobs = self.get("/api/v1/sync-jobs?limit=100", Some(session)).await;
+            let items = jobs.body["items"].as_array().cloned().unwrap_or_default();
+            if items.iter().all(|j| j["status"] == "completed" || j["status"] == "failed") {
+                return items;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("jobs did not finish");
     }
 
     fn token_forms(&self) -> Vec<HashMap<String, String>> {
@@ -356,6 +440,7 @@ async fn login_callback_session_and_a_spotify_backed_route() {
     assert_eq!(a.status, StatusCode::FOUND, "{}", a.body);
     assert_eq!(a.headers[LOCATION], "http://localhost:3000/auth/callback?status=success");
     let session = session_of(&a.headers);
+    s.jobs_done(&session).await;
 
     let forms = s.token_forms();
     assert_eq!(forms.len(), 1);
@@ -404,10 +489,21 @@ async fn login_callback_session_and_a_spotify_backed_route() {
     let logs = s.store.api_logs(USER, &ApiLogQuery { limit: 200, ..Default::default() }).await.unwrap();
     let calls: Vec<String> =
         logs.items.iter().map(|l| format!("{} {} {}", l.method, l.endpoint, l.status_code)).collect();
-    for expected in ["POST /api/token 200", "GET /v1/me 200", "GET /v1/me/playlists 200", "GET /v1/me/player 204"] {
-        assert!(calls.iter().any(|c| c == expected), "{expected} in {calls:?}");
-    }
-    assert_eq!(logs.total, 5);
+    let expected = [
+        "POST /api/token 200",
+        "GET /v1/me 200",
+        // The initial sync.
+        "GET /v1/me/player/recently-played 200",
+        &format!("GET /v1/artists/{} 200", RADIOHEAD.0),
+        "GET /v1/me/playlists 200",
+        "GET /v1/me/playlists 200",
+        "GET /v1/me/player 204",
+    ];
+    let mut sorted_calls = calls.clone();
+    sorted_calls.sort();
+    let mut sorted_expected: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+    sorted_expected.sort();
+    assert_eq!(sorted_calls, sorted_expected);
     for l in &logs.items {
         let all = format!("{l:?}");
         assert!(!all.contains("access-1") && !all.contains("refresh-1") && !all.contains(GOOD_CODE), "{all}");
@@ -456,16 +552,16 @@ async fn expired_tokens_refresh_automatically_and_keep_the_refresh_token() {
     let p = s.get("/api/v1/playlists", Some(&session)).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let forms = s.token_forms();
-    assert_eq!(forms.len(), 2, "code exchange, then a refresh before the call");
-    assert_eq!((forms[1]["grant_type"].as_str(), forms[1]["refresh_token"].as_str()), ("refresh_token", "refresh-1"));
+    assert_eq!(forms.len(), 3, "code exchange, a refresh before the initial sync, one before the call");
+    assert_eq!((forms[2]["grant_type"].as_str(), forms[2]["refresh_token"].as_str()), ("refresh_token", "refresh-1"));
     let opened = s.key.open(&s.store.tokens(USER).await.unwrap().unwrap()).unwrap();
-    assert_eq!(opened.access_token, "access-2", "the new access token is stored");
+    assert_eq!(opened.access_token, "access-3", "the new access token is stored");
     assert_eq!(opened.refresh_token, "refresh-1", "no new refresh token came back: the old one is kept");
 
     let r = s.call(reqwest::Method::POST, "/api/v1/auth/refresh", Some(&session), None).await;
     assert_eq!((r.status, r.body.clone()), (StatusCode::OK, json!({"status": "refreshed"})));
     let opened = s.key.open(&s.store.tokens(USER).await.unwrap().unwrap()).unwrap();
-    assert_eq!((opened.access_token.as_str(), opened.refresh_token.as_str()), ("access-3", "refresh-1"));
+    assert_eq!((opened.access_token.as_str(), opened.refresh_token.as_str()), ("access-4", "refresh-1"));
 
     // Not signed in: 401.
     let anon = s.call(reqwest::Method::POST, "/api/v1/auth/refresh", None, None).await;
@@ -599,4 +695,116 @@ async fn play_takes_an_optional_json_body() {
     assert_eq!(plays.len(), 2);
     assert_eq!(plays[0], (String::new(), Value::Null));
     assert_eq!(plays[1], ("device_id=abc123".to_string(), json!({"uris": ["spotify:track:2kRFrWaLWifQkBFasAWgMo"]})));
+}
+
+#[tokio::test]
+async fn sign_in_syncs_recent_plays_with_genres_and_each_sync_fetches_only_newer_plays() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+
+    // The callback started an initial sync: the play is in the history, its artist's
+    // genres in the catalog.
+    let jobs = s.jobs_done(&session).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!((jobs[0]["job_type"].as_str(), jobs[0]["status"].as_str()), (Some("initial"), Some("completed")));
+    let steps = jobs[0]["steps"].as_array().unwrap();
+    assert!(steps[0]["detail"].as_str().unwrap().starts_with("1 plays from Spotify: 1 added"), "{steps:?}");
+    let h = s.get("/api/v1/history", Some(&session)).await;
+    assert_eq!(h.body["total"], 1, "{}", h.body);
+    let item = &h.body["items"][0];
+    assert_eq!(
+        (&item["track"]["name"], &item["track"]["artist_name"], &item["source"], &item["context_type"]),
+        (&json!("Everything In Its Right Place"), &json!("Radiohead"), &json!("api"), &json!("album"))
+    );
+    assert_eq!(item["ms_played"], 250000, "the track's length: the API does not say how long it played");
+    let g = s.get("/api/v1/genres/distribution?period=week", Some(&session)).await;
+    let genres: Vec<&str> = g.body["genres"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(genres.len(), 2, "{}", g.body);
+    assert!(genres.contains(&"art rock") && genres.contains(&"alternative rock"), "{genres:?}");
+    let first_ms = {
+        let f = s.fake.0.lock().unwrap();
+        assert_eq!(f.recent_after, vec![None], "the first sync has no cursor");
+        let at = f.recent[0]["played_at"].as_str().unwrap().to_string();
+        chrono::DateTime::parse_from_rfc3339(&at).unwrap().timestamp_millis()
+    };
+    let week = s.get("/api/v1/analytics/overview?period=week", Some(&session)).await;
+    assert_eq!(week.body["total_tracks_played"], 1);
+
+    // Two more plays; the next sync asks only for plays after the newest one stored.
+    {
+        let mut f = s.fake.0.lock().unwrap();
+        let now = chrono::Utc::now();
+        let newer = vec![
+            recent_item("3kxfsdsCpFgN412fpnW85Y", "Roads", PORTISHEAD, now - chrono::Duration::minutes(10)),
+            recent_item(
+                "2kRFrWaLWifQkBFasAWgMo",
+                "Everything In Its Right Place",
+                RADIOHEAD,
+                now - chrono::Duration::hours(1),
+            ),
+        ];
+        f.recent.splice(0..0, newer);
+    }
+    let t = s.call(reqwest::Method::POST, "/api/v1/sync-jobs/trigger", Some(&session), None).await;
+    assert_eq!(t.body["status"], "started", "{}", t.body);
+    let jobs = s.jobs_done(&session).await;
+    assert_eq!((jobs[0]["job_type"].as_str(), jobs[0]["status"].as_str()), (Some("periodic"), Some("completed")));
+    assert_eq!(s.fake.0.lock().unwrap().recent_after[1], Some(first_ms.to_string()));
+    let h = s.get("/api/v1/history", Some(&session)).await;
+    assert_eq!(h.body["total"], 3, "{}", h.body);
+    // The server's caches saw the sync: the overview and the history total are new.
+    let week = s.get("/api/v1/analytics/overview?period=week", Some(&session)).await;
+    assert_eq!(week.body["total_tracks_played"], 3);
+
+    // A third sync finds nothing new and stores nothing twice.
+    s.call(reqwest::Method::POST, "/api/v1/sync-jobs/trigger", Some(&session), None).await;
+    let jobs = s.jobs_done(&session).await;
+    assert_eq!(jobs[0]["status"], "completed");
+    assert_eq!(s.get("/api/v1/history", Some(&session)).await.body["total"], 3);
+    // Each artist was looked up once.
+    let hits = s.fake.0.lock().unwrap().hits.clone();
+    assert_eq!(hits[&format!("/v1/artists/{}", RADIOHEAD.0)], 1);
+    assert_eq!(hits[&format!("/v1/artists/{}", PORTISHEAD.0)], 1);
+    let sync_stats = s.get("/api/v1/sync-jobs/stats", Some(&session)).await;
+    assert_eq!(sync_stats.body["completed"], 3, "{}", sync_stats.body);
+}
+
+#[tokio::test]
+async fn a_rate_limited_artist_lookup_keeps_the_plays_and_a_user_without_spotify_fails_clearly() {
+    let s = setup(3600).await;
+    s.fake.0.lock().unwrap().artists_rate_limited = true;
+    let session = s.sign_in().await;
+    let jobs = s.jobs_done(&session).await;
+    assert_eq!(jobs[0]["status"], "completed", "{jobs:?}");
+    let enrich = &jobs[0]["steps"][1];
+    assert!(enrich["detail"].as_str().unwrap().contains("1 left for the next sync"), "{enrich}");
+    assert!(enrich["error"].as_str().unwrap().contains("rate limited"), "{enrich}");
+    assert_eq!(s.get("/api/v1/history", Some(&session)).await.body["total"], 1);
+
+    // Signed in without Spotify: the job fails at once and says why.
+    let dev = s.get("/api/v1/auth/dev-login?user=bob", None).await;
+    let bob = dev.body["token"].as_str().unwrap().to_string();
+    let t = s.call(reqwest::Method::POST, "/api/v1/sync-jobs/trigger", Some(&bob), None).await;
+    assert_eq!(t.body["status"], "started");
+    let jobs = s.jobs_done(&bob).await;
+    assert_eq!(jobs[0]["status"], "failed");
+    assert!(jobs[0]["error_message"].as_str().unwrap().contains("not connected"), "{}", jobs[0]);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_an_expiring_token_refresh_it_once() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let before = s.token_forms().len();
+    // The stored access token is about to expire.
+    let mut tokens = s.key.open(&s.store.tokens(USER).await.unwrap().unwrap()).unwrap();
+    tokens.expires_at = chrono::Utc::now() + chrono::Duration::seconds(10);
+    s.store.set_tokens(USER, Some(&s.key.seal(&tokens))).await.unwrap();
+
+    let calls = (0..8).map(|_| s.get("/api/v1/playlists", Some(&session)));
+    for a in futures_util::future::join_all(calls).await {
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let refreshes: Vec<_> = s.token_forms().into_iter().skip(before).collect();
+    assert_eq!(refreshes.len(), 1, "one refresh for eight requests: {refreshes:?}");
 }

@@ -33,39 +33,17 @@ struct Group {
 }
 
 impl MongoStore {
-    async fn history_inner(&self, user_id: &str, q: &HistoryQuery) -> MongoResult<HistoryPage> {
-        let mut filter = doc! { "u": user_id };
-        let mut at = Document::new();
-        if let Some(s) = q.start {
-            at.insert("$gte", ms_ceil(s));
-        }
-        if let Some(e) = q.end {
-            at.insert("$lt", ms_ceil(e));
-        }
-        if !at.is_empty() {
-            filter.insert("at", at);
-        }
-        if let Some(k) = q.kind {
-            filter.insert("k", k.code());
-        }
-        if let Some(a) = q.artist_key() {
-            filter.insert("an", a);
-        }
-        if let Some(t) = q.track_key() {
-            filter.insert("tn", t);
-        }
-        let coll = self.coll(PLAYS);
-        let total = coll.count_documents(filter.clone()).await?;
-        let docs: Vec<Document> = coll
-            .find(filter)
+    async fn history_items_inner(&self, user_id: &str, q: &HistoryQuery) -> MongoResult<Vec<HistoryEntry>> {
+        let docs: Vec<Document> = self
+            .coll(PLAYS)
+            .find(history_filter(user_id, q))
             .sort(doc! { "at": -1, "n": -1 })
             .skip(q.offset())
             .limit(q.limit as i64)
             .await?
             .try_collect()
             .await?;
-        let items = docs.iter().map(|d| entry_from_doc(d).map(|e| e.1)).collect::<MongoResult<_>>()?;
-        Ok(HistoryPage { items, total })
+        docs.iter().map(|d| entry_from_doc(d).map(|e| e.1)).collect()
     }
 
     async fn plays_in_inner(&self, user_id: &str, window: Option<TimeWindow>) -> MongoResult<Vec<HistoryEntry>> {
@@ -302,6 +280,31 @@ impl MongoStore {
     }
 }
 
+/// The filter of a history listing.
+fn history_filter(user_id: &str, q: &HistoryQuery) -> Document {
+    let mut filter = doc! { "u": user_id };
+    let mut at = Document::new();
+    if let Some(s) = q.start {
+        at.insert("$gte", ms_ceil(s));
+    }
+    if let Some(e) = q.end {
+        at.insert("$lt", ms_ceil(e));
+    }
+    if !at.is_empty() {
+        filter.insert("at", at);
+    }
+    if let Some(k) = q.kind {
+        filter.insert("k", k.code());
+    }
+    if let Some(a) = q.artist_key() {
+        filter.insert("an", a);
+    }
+    if let Some(t) = q.track_key() {
+        filter.insert("tn", t);
+    }
+    filter
+}
+
 #[async_trait]
 impl HistoryStore for MongoStore {
     async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>> {
@@ -309,9 +312,13 @@ impl HistoryStore for MongoStore {
         Ok(Box::new(batch))
     }
 
-    async fn history(&self, user_id: &str, query: &HistoryQuery) -> Result<HistoryPage> {
+    async fn history_items(&self, user_id: &str, query: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
         query.validate()?;
-        Ok(self.history_inner(user_id, query).await?)
+        Ok(self.history_items_inner(user_id, query).await?)
+    }
+
+    async fn history_count(&self, user_id: &str, query: &HistoryQuery) -> Result<u64> {
+        Ok(self.coll(PLAYS).count_documents(history_filter(user_id, query)).await.map_err(MongoError::from)?)
     }
 
     async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {

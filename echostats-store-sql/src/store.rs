@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use echostats_core::model::{Artist, AudioFeatures, EncryptedTokens, HistoryEntry, PlayKind, RollupDay, Track, User};
 use echostats_core::rules::{normalize_name, PlayRules};
 use echostats_core::store::{
-    AnalyticsStore, CatalogStore, HistoryPage, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch,
-    RankedItem, RollupStatus, StoreHealth, TimeWindow, UserStore,
+    AnalyticsStore, CatalogStore, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch, RankedItem,
+    RollupStatus, StoreHealth, TimeWindow, UserStore,
 };
 use echostats_core::{Error, Result};
 use sqlx::{Executor, Row};
@@ -50,31 +50,9 @@ impl SqlStore {
         move |e| e.into_core(backend)
     }
 
-    async fn history_inner(&self, user_id: &str, q: &HistoryQuery) -> SqlResult<HistoryPage> {
-        let mut conds = String::from("user_id = $1");
-        let mut args = vec![Arg::S(user_id.to_string())];
-        let mut push = |cond: &str, arg: Arg| {
-            args.push(arg);
-            conds.push_str(&format!(" AND {cond} ${}", args.len()));
-        };
-        if let Some(s) = q.start {
-            push("played_at >=", Arg::I(ms_ceil(s)));
-        }
-        if let Some(e) = q.end {
-            push("played_at <", Arg::I(ms_ceil(e)));
-        }
-        if let Some(k) = q.kind {
-            push("kind =", Arg::I(k.code() as i64));
-        }
-        if let Some(a) = q.artist_key() {
-            push("artist_norm =", Arg::S(a));
-        }
-        if let Some(t) = q.track_key() {
-            push("track_norm =", Arg::S(t));
-        }
+    async fn history_items_inner(&self, user_id: &str, q: &HistoryQuery) -> SqlResult<Vec<HistoryEntry>> {
+        let (conds, args) = history_filter(user_id, q);
         let n = args.len();
-        let count_sql = format!("SELECT COUNT(*) FROM plays WHERE {conds}");
-        let total: i64 = self.pool.fetch_one(bind_args(sqlx::query(&count_sql), &args)).await?.try_get(0)?;
         let page_sql = format!(
             "SELECT {PLAY_READ_COLS} FROM plays WHERE {conds} ORDER BY played_at DESC, id DESC LIMIT ${} OFFSET ${}",
             n + 1,
@@ -83,8 +61,14 @@ impl SqlStore {
         let offset = i64::try_from(q.offset()).unwrap_or(i64::MAX);
         let rows =
             self.pool.fetch_all(bind_args(sqlx::query(&page_sql), &args).bind(q.limit as i64).bind(offset)).await?;
-        let items = rows.iter().map(|r| entry_from_row(r).map(|e| e.1)).collect::<SqlResult<_>>()?;
-        Ok(HistoryPage { items, total: total as u64 })
+        rows.iter().map(|r| entry_from_row(r).map(|e| e.1)).collect()
+    }
+
+    async fn history_count_inner(&self, user_id: &str, q: &HistoryQuery) -> SqlResult<u64> {
+        let (conds, args) = history_filter(user_id, q);
+        let count_sql = format!("SELECT COUNT(*) FROM plays WHERE {conds}");
+        let total: i64 = self.pool.fetch_one(bind_args(sqlx::query(&count_sql), &args)).await?.try_get(0)?;
+        Ok(total as u64)
     }
 
     async fn plays_in_inner(&self, user_id: &str, window: Option<TimeWindow>) -> SqlResult<Vec<HistoryEntry>> {
@@ -487,6 +471,32 @@ fn features_from_row(row: &sqlx::any::AnyRow, first: usize) -> SqlResult<Option<
     }))
 }
 
+/// The `WHERE` clause of a history listing and its arguments (`$1` is the user).
+fn history_filter(user_id: &str, q: &HistoryQuery) -> (String, Vec<Arg>) {
+    let mut conds = String::from("user_id = $1");
+    let mut args = vec![Arg::S(user_id.to_string())];
+    let mut push = |cond: &str, arg: Arg| {
+        args.push(arg);
+        conds.push_str(&format!(" AND {cond} ${}", args.len()));
+    };
+    if let Some(s) = q.start {
+        push("played_at >=", Arg::I(ms_ceil(s)));
+    }
+    if let Some(e) = q.end {
+        push("played_at <", Arg::I(ms_ceil(e)));
+    }
+    if let Some(k) = q.kind {
+        push("kind =", Arg::I(k.code() as i64));
+    }
+    if let Some(a) = q.artist_key() {
+        push("artist_norm =", Arg::S(a));
+    }
+    if let Some(t) = q.track_key() {
+        push("track_norm =", Arg::S(t));
+    }
+    (conds, args)
+}
+
 #[async_trait]
 impl HistoryStore for SqlStore {
     async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>> {
@@ -494,9 +504,13 @@ impl HistoryStore for SqlStore {
         Ok(Box::new(batch))
     }
 
-    async fn history(&self, user_id: &str, query: &HistoryQuery) -> Result<HistoryPage> {
+    async fn history_items(&self, user_id: &str, query: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
         query.validate()?;
-        self.history_inner(user_id, query).await.map_err(self.fail())
+        self.history_items_inner(user_id, query).await.map_err(self.fail())
+    }
+
+    async fn history_count(&self, user_id: &str, query: &HistoryQuery) -> Result<u64> {
+        self.history_count_inner(user_id, query).await.map_err(self.fail())
     }
 
     async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {

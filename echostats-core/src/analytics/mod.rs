@@ -6,7 +6,7 @@ mod cache;
 mod overview;
 mod trend;
 
-pub use cache::OverviewCache;
+pub use cache::ReadCache;
 pub use overview::*;
 pub use trend::*;
 

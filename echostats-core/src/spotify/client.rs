@@ -261,6 +261,17 @@ impl SpotifyClient {
         self.get(user_id, access_token, "/v1/me", &[]).await?.ok_or_else(|| no_body("/v1/me"))
     }
 
+    /// One artist (with its genres). One call per artist: the batch `GET /v1/artists?ids=`
+    /// was removed for development-mode apps in Feb 2026.
+    pub async fn artist(&self, user_id: &str, access_token: &str, artist_id: &str) -> Result<wire::Artist> {
+        // The id goes into the path: refuse anything that is not a Spotify id (base62).
+        if artist_id.is_empty() || !artist_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::invalid(format!("not a Spotify artist id: {artist_id:?}")));
+        }
+        let path = format!("/v1/artists/{artist_id}");
+        self.get(user_id, access_token, &path, &[]).await?.ok_or_else(|| no_body("/v1/artists/{id}"))
+    }
+
     /// The last plays (at most 50, newest first), after `after_ms` (Unix ms, exclusive) when given.
     pub async fn recently_played(
         &self,

@@ -98,6 +98,23 @@ fn counted<'a>(data: &'a UserData, window: Option<TimeWindow>) -> impl Iterator<
         .filter(move |r| window.is_none_or(|w| w.contains(r.played_at)) && r.keys(&data.rules).counted)
 }
 
+/// The user's entries that pass the query's filters, unordered.
+fn matching_history<'a>(inner: &'a Inner, user_id: &str, q: &HistoryQuery) -> Vec<&'a HistoryEntry> {
+    let Some(data) = inner.data.get(user_id) else { return Vec::new() };
+    let (artist, track) = (q.artist_key(), q.track_key());
+    data.plays
+        .iter()
+        .filter(|e| {
+            let r = &e.record;
+            q.start.is_none_or(|s| r.played_at >= s)
+                && q.end.is_none_or(|s| r.played_at < s)
+                && q.kind.is_none_or(|k| r.kind == k)
+                && artist.as_ref().is_none_or(|a| r.artist_name.as_deref().map(normalize_name).as_ref() == Some(a))
+                && track.as_ref().is_none_or(|t| r.track_name.as_deref().map(normalize_name).as_ref() == Some(t))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl HistoryStore for MemoryStore {
     async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>> {
@@ -107,32 +124,22 @@ impl HistoryStore for MemoryStore {
         Ok(Box::new(MemoryBatch { guard, user_id: user_id.to_string(), rules: rules.clone(), staged, next_id }))
     }
 
-    async fn history(&self, user_id: &str, q: &HistoryQuery) -> Result<HistoryPage> {
+    async fn history_items(&self, user_id: &str, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
         q.validate()?;
         let inner = self.inner.lock().await;
-        let Some(data) = inner.data.get(user_id) else { return Ok(HistoryPage { items: vec![], total: 0 }) };
-        let (artist, track) = (q.artist_key(), q.track_key());
-        let mut matching: Vec<&HistoryEntry> = data
-            .plays
-            .iter()
-            .filter(|e| {
-                let r = &e.record;
-                q.start.is_none_or(|s| r.played_at >= s)
-                    && q.end.is_none_or(|s| r.played_at < s)
-                    && q.kind.is_none_or(|k| r.kind == k)
-                    && artist.as_ref().is_none_or(|a| r.artist_name.as_deref().map(normalize_name).as_ref() == Some(a))
-                    && track.as_ref().is_none_or(|t| r.track_name.as_deref().map(normalize_name).as_ref() == Some(t))
-            })
-            .collect();
+        let mut matching = matching_history(&inner, user_id, q);
         matching.sort_by(|a, b| {
             b.record
                 .played_at
                 .cmp(&a.record.played_at)
                 .then_with(|| b.id.parse::<u64>().unwrap_or(0).cmp(&a.id.parse::<u64>().unwrap_or(0)))
         });
-        let total = matching.len() as u64;
-        let items = matching.into_iter().skip(q.offset() as usize).take(q.limit as usize).cloned().collect();
-        Ok(HistoryPage { items, total })
+        Ok(matching.into_iter().skip(q.offset() as usize).take(q.limit as usize).cloned().collect())
+    }
+
+    async fn history_count(&self, user_id: &str, q: &HistoryQuery) -> Result<u64> {
+        let inner = self.inner.lock().await;
+        Ok(matching_history(&inner, user_id, q).len() as u64)
     }
 
     async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {

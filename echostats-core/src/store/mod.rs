@@ -81,7 +81,7 @@ pub(crate) fn validate_page(page: u32, limit: u32, max_limit: u32) -> Result<()>
 }
 
 /// Filters and page of a history listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HistoryQuery {
     /// 1-based page.
     pub page: u32,
@@ -138,9 +138,20 @@ pub struct HistoryPage {
 pub trait HistoryStore: Send + Sync {
     /// Starts an atomic insert batch for `user_id` under `rules`.
     async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>>;
-    /// A page of the user's history, newest first, filtered. Invalid page/limit is
-    /// [`crate::Error::InvalidInput`].
-    async fn history(&self, user_id: &str, query: &HistoryQuery) -> Result<HistoryPage>;
+    /// The entries of one page of the user's history, newest first (ties by id), filtered.
+    /// Invalid page/limit is [`crate::Error::InvalidInput`].
+    async fn history_items(&self, user_id: &str, query: &HistoryQuery) -> Result<Vec<HistoryEntry>>;
+    /// How many entries match the query's filters (its page and limit aside). This is the
+    /// costly half of a listing on a large history: callers that page through one listing
+    /// can count once (see [`crate::analytics::ReadCache::history`]).
+    async fn history_count(&self, user_id: &str, query: &HistoryQuery) -> Result<u64>;
+    /// A page of the user's history with the count of all matching entries.
+    async fn history(&self, user_id: &str, query: &HistoryQuery) -> Result<HistoryPage> {
+        query.validate()?;
+        let items = self.history_items(user_id, query).await?;
+        let total = self.history_count(user_id, query).await?;
+        Ok(HistoryPage { items, total })
+    }
     /// Every stored entry of the user in `window` (or all), oldest first.
     async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>>;
 }

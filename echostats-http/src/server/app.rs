@@ -5,10 +5,11 @@ use crate::auth::Sessions;
 use crate::config::ServerConfig;
 use crate::error::status_response;
 use crate::middleware::{Observe, RateLimit, ShapeErrors, Timeout};
-use crate::oauth::PendingLogins;
+use crate::oauth::{PendingLogins, RefreshLocks};
+use crate::releases::ReleaseCheck;
 use crate::{api, metrics};
 use anyhow::Context;
-use echostats::analytics::OverviewCache;
+use echostats::analytics::ReadCache;
 use echostats::spotify::SpotifyClient;
 use echostats::store::Store;
 use poem::http::{header, Method, StatusCode};
@@ -21,8 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Overviews kept at most (a few per active user and period).
-const OVERVIEW_CACHE_ENTRIES: u64 = 10_000;
+/// Overviews (and history totals) kept at most: a few per active user and period.
+const READ_CACHE_ENTRIES: u64 = 10_000;
 
 /// What every handler can reach: the store, the configuration and the session keys.
 pub struct AppState {
@@ -36,8 +37,15 @@ pub struct AppState {
     pub spotify: Option<Arc<SpotifyClient>>,
     /// Spotify logins in progress (OAuth state and PKCE verifier).
     pub logins: PendingLogins,
-    /// Computed overviews; every job that writes a user's plays invalidates theirs.
-    pub overviews: OverviewCache,
+    /// Computed overviews and history totals; every job that writes a user's plays
+    /// invalidates theirs.
+    pub reads: ReadCache,
+    /// One token refresh per user at a time.
+    pub refresh_locks: RefreshLocks,
+    /// The latest-release check of `/api/health/update`.
+    pub releases: ReleaseCheck,
+    /// Redis, when configured (`/api/health/ready` pings it).
+    pub redis: Option<redis::Client>,
 }
 
 impl AppState {
@@ -47,7 +55,11 @@ impl AppState {
             sessions: Sessions::new(&config.jwt_secret, config.session_ttl),
             spotify: spotify_client(&config, &store),
             logins: PendingLogins::default(),
-            overviews: OverviewCache::new(OVERVIEW_CACHE_ENTRIES, config.overview_max_age),
+            reads: ReadCache::new(READ_CACHE_ENTRIES, config.overview_max_age),
+            refresh_locks: RefreshLocks::default(),
+            releases: ReleaseCheck::new(config.releases_url.clone()),
+            // Checked by `ServerConfig::validate`; a URL that still fails shows as not ready.
+            redis: config.redis_url.as_deref().and_then(|u| redis::Client::open(u).ok()),
             store,
             config,
         }
@@ -125,8 +137,8 @@ pub struct Server {
     addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// Deletes old jobs and API logs while the server runs.
-    _retention: crate::jobs::RetentionSweep,
+    /// Deletes old jobs and API logs, and syncs from Spotify, while the server runs.
+    _background: Vec<crate::jobs::BackgroundTask>,
 }
 
 impl Server {
@@ -145,8 +157,12 @@ impl Server {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no socket address")?;
         crate::jobs::fail_interrupted(&*store).await;
-        let retention = crate::jobs::spawn_retention_sweep(store.clone(), config.retention);
-        let app = app(Arc::new(AppState::new(store, config))).into_endpoint();
+        let mut background = vec![crate::jobs::spawn_retention_sweep(store.clone(), config.retention)];
+        let state = Arc::new(AppState::new(store, config));
+        if let (Some(_), Some(every)) = (&state.spotify, state.config.sync_interval) {
+            background.push(crate::jobs::spawn_sync_scheduler(state.clone(), every));
+        }
+        let app = app(state).into_endpoint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             app,
@@ -155,7 +171,7 @@ impl Server {
             },
             Some(Duration::from_secs(10)),
         ));
-        Ok(Server { addr, stop, task, _retention: retention })
+        Ok(Server { addr, stop, task, _background: background })
     }
 
     /// The address it listens on (with the port picked when the configured one was 0).

@@ -70,6 +70,13 @@ pub struct ServerConfig {
     pub encryption_key: Option<TokenKey>,
     /// Where the OAuth callback sends the browser: `{frontend_url}/auth/callback?status=success`.
     pub frontend_url: String,
+    /// How often every user connected to Spotify is synced (recently played tracks);
+    /// `None`: only on sign-in and `POST /api/v1/sync-jobs/trigger`.
+    pub sync_interval: Option<Duration>,
+    /// Redis, when the deployment has one: `/api/health/ready` then checks it too.
+    pub redis_url: Option<String>,
+    /// A GitHub "latest release" API URL for `/api/health/update`; `None`: no check.
+    pub releases_url: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -94,6 +101,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("spotify", &self.spotify)
             .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<redacted>"))
             .field("frontend_url", &self.frontend_url)
+            .field("sync_interval", &self.sync_interval)
+            // A Redis URL can carry a password.
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field("releases_url", &self.releases_url)
             .finish()
     }
 }
@@ -102,7 +113,7 @@ impl ServerConfig {
     /// The EchoStats defaults with the given session key: `127.0.0.1:8000`, sessions of 7
     /// days, no dev-login, 100 requests per 60 s, timeouts of 30 s (120 s for slow routes),
     /// CORS for the dashboard at `http://localhost:3000`, jobs and API logs kept 30 days,
-    /// uploads up to 1 GiB.
+    /// uploads up to 1 GiB, a Spotify sync every 15 minutes, no Redis, no release check.
     pub fn new(jwt_secret: Vec<u8>) -> Self {
         ServerConfig {
             bind: "127.0.0.1:8000".into(),
@@ -124,6 +135,9 @@ impl ServerConfig {
             spotify: None,
             encryption_key: None,
             frontend_url: "/".into(),
+            sync_interval: Some(Duration::from_secs(15 * 60)),
+            redis_url: None,
+            releases_url: None,
         }
     }
 
@@ -150,6 +164,16 @@ impl ServerConfig {
             return Err("Spotify sign-in needs ENCRYPTION_KEY to seal the tokens it stores: 32 bytes as base64 or \
                         hex (generate one with `openssl rand -base64 32`)"
                 .into());
+        }
+        if self.sync_interval.is_some_and(|d| d < Duration::from_secs(60)) {
+            return Err("the Spotify sync interval must be at least a minute (or off)".into());
+        }
+        if let Some(url) = &self.redis_url {
+            // The URL can hold a password: say what is wrong, not what it is.
+            redis::Client::open(url.as_str()).map_err(|e| format!("the Redis URL is not valid: {e}"))?;
+        }
+        if let Some(url) = &self.releases_url {
+            reqwest::Url::parse(url).map_err(|e| format!("the releases URL {url:?} is not valid: {e}"))?;
         }
         crate::auth::validate_user_id(&self.dev_login_user)
             .map_err(|e| format!("dev-login user {:?}: {e}", self.dev_login_user))?;

@@ -98,6 +98,23 @@ pub struct Readiness {
     pub reason: Option<String>,
 }
 
+/// `GET /api/health/update`.
+#[derive(Object, Debug)]
+pub struct UpdateInfo {
+    /// This server's version.
+    pub current_version: String,
+    /// The latest published version; null until known (or when the check is off).
+    pub latest_version: Option<String>,
+    /// Whether the latest version is newer than this one.
+    pub update_available: bool,
+    /// The release page.
+    pub release_url: Option<String>,
+    /// The release notes.
+    pub release_notes: Option<String>,
+    /// When it was published.
+    pub published_at: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------
 // Auth
 

@@ -12,6 +12,7 @@ use crate::upload::SavedUpload;
 use chrono::Utc;
 use echostats::ingest::{self, FileReport, FileStatus, ImportOptions, ImportSummary};
 use echostats::store::{JobQuery, Store};
+use echostats::sync::{self, SyncOptions};
 use echostats::{JobStatus, JobStep, JobType, SyncJob};
 use std::future::Future;
 use std::sync::Arc;
@@ -175,10 +176,11 @@ pub async fn fail_interrupted(store: &dyn Store) {
     }
 }
 
-/// The retention sweep task; dropping this stops it.
-pub struct RetentionSweep(tokio::task::JoinHandle<()>);
+/// A task that runs while the server does (retention sweep, sync rounds); dropping this
+/// stops it.
+pub struct BackgroundTask(tokio::task::JoinHandle<()>);
 
-impl Drop for RetentionSweep {
+impl Drop for BackgroundTask {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -186,8 +188,8 @@ impl Drop for RetentionSweep {
 
 /// Deletes finished jobs and API call logs older than `retention`, now and then every
 /// hour, until the returned handle is dropped.
-pub fn spawn_retention_sweep(store: Arc<dyn Store>, retention: Duration) -> RetentionSweep {
-    RetentionSweep(tokio::spawn(async move {
+pub fn spawn_retention_sweep(store: Arc<dyn Store>, retention: Duration) -> BackgroundTask {
+    BackgroundTask(tokio::spawn(async move {
         let mut every = tokio::time::interval(RETENTION_SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -208,15 +210,102 @@ pub fn spawn_retention_sweep(store: Arc<dyn Store>, retention: Duration) -> Rete
     }))
 }
 
-/// The body of a `periodic` sync job. Syncing needs the user's Spotify tokens: without
-/// them the job fails at once, so that it does not stay pending.
-pub async fn periodic_sync(state: Arc<AppState>, job: JobRecorder) -> Result<(), String> {
-    job.running().await;
-    match state.store.tokens(job.user_id()).await.map_err(|e| e.to_string())? {
-        None => Err("Spotify account not connected".into()),
-        // The Spotify sync pipeline plugs in here.
-        Some(_) => Err("syncing from Spotify is not available in this server yet".into()),
+/// Starts a Spotify sync of `job_type` (`initial` after sign-in, `periodic` otherwise) for
+/// `user_id` unless one is pending or running; returns what was started.
+pub async fn start_sync(state: &Arc<AppState>, user_id: &str, job_type: JobType) -> echostats::Result<Started> {
+    // Initial and periodic syncs do the same work: one at a time per user.
+    for other in [JobType::Initial, JobType::Periodic].into_iter().filter(|t| *t != job_type) {
+        if let Some(id) = active_job(&*state.store, user_id, other).await? {
+            return Ok(Started::AlreadyRunning(id));
+        }
     }
+    let started = JobRecorder::create(&state.store, user_id, job_type, true).await?;
+    if let Started::New(job) = &started {
+        spawn(job.clone(), sync_spotify(state.clone(), job.clone()));
+    }
+    Ok(started)
+}
+
+/// The body of a sync job: the user's recently played tracks into the history, their
+/// metadata into the catalog ([`echostats::sync`]). Needs the user's Spotify tokens:
+/// without them the job fails at once, so that it does not stay pending.
+pub async fn sync_spotify(state: Arc<AppState>, job: JobRecorder) -> Result<(), String> {
+    job.running().await;
+    let user_id = job.user_id().to_string();
+    if state.store.tokens(&user_id).await.map_err(|e| e.to_string())?.is_none() {
+        return Err("Spotify account not connected: sign in with Spotify first".into());
+    }
+    let (client, access_token) = crate::oauth::access_token(&state, &user_id).await.map_err(|e| match e {
+        echostats::Error::Unauthenticated => {
+            "Spotify refused the stored tokens (expired or revoked): sign in with Spotify again".to_string()
+        }
+        e => e.to_string(),
+    })?;
+    let opts = SyncOptions { rules: state.config.rules.clone(), ..SyncOptions::default() };
+    let report = sync::sync_recent_plays(&client, &*state.store, &user_id, &access_token, &opts).await;
+    if report.as_ref().is_ok_and(|r| r.stored.added + r.stored.replaced > 0) {
+        state.reads.invalidate_user(&user_id);
+    }
+    let report = report.map_err(|e| e.to_string())?;
+    job.update(|j| {
+        j.items_total = report.fetched as i64;
+        j.items_processed = report.fetched as i64;
+        j.steps.push(JobStep {
+            action: "recently_played".into(),
+            status: JobStatus::Completed,
+            detail: Some(format!(
+                "{} plays from Spotify: {} added, {} replaced, {} already stored",
+                report.fetched, report.stored.added, report.stored.replaced, report.stored.duplicates
+            )),
+            items: report.fetched as i64,
+            error: None,
+        });
+        j.steps.push(JobStep {
+            action: "enrich_metadata".into(),
+            // Artists left for later are not a failure: the next sync goes on with them.
+            status: JobStatus::Completed,
+            detail: Some(format!(
+                "{} tracks cataloged, {} artists looked up, {} left for the next sync",
+                report.tracks_cataloged, report.artists_enriched, report.artists_pending
+            )),
+            items: (report.tracks_cataloged + report.artists_enriched) as i64,
+            error: report.enrichment_stopped.clone(),
+        });
+    })
+    .await;
+    Ok(())
+}
+
+/// Syncs every user connected to Spotify every `every` while the returned guard lives
+/// (the first round after one interval: sign-in starts its own sync).
+pub fn spawn_sync_scheduler(state: Arc<AppState>, every: Duration) -> BackgroundTask {
+    BackgroundTask(tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let users = match state.store.users().await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(error = %e, "sync round: cannot list the users");
+                    continue;
+                }
+            };
+            for user in users {
+                match state.store.tokens(&user.id).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(user = %user.id, error = %e, "sync round: cannot read the tokens");
+                        continue;
+                    }
+                }
+                if let Err(e) = start_sync(&state, &user.id, JobType::Periodic).await {
+                    tracing::error!(user = %user.id, error = %e, "sync round: cannot start the sync");
+                }
+            }
+        }
+    }))
 }
 
 /// The body of a `rollup_build` job: rebuilds the user's daily rollups from the history.
@@ -224,7 +313,7 @@ pub async fn rollup_build(state: Arc<AppState>, job: JobRecorder) -> Result<(), 
     job.running().await;
     let started = std::time::Instant::now();
     let rebuilt = state.store.rebuild_rollups(job.user_id(), &state.config.rules).await;
-    state.overviews.invalidate_user(job.user_id());
+    state.reads.invalidate_user(job.user_id());
     rebuilt.map_err(|e| e.to_string())?;
     let days = state.store.rollup_status(job.user_id()).await.map_err(|e| e.to_string())?.total_days as i64;
     job.update(|j| {
@@ -267,7 +356,7 @@ pub async fn import_upload(state: Arc<AppState>, job: JobRecorder, upload: Saved
                     let running = progress_rx.borrow_and_update().clone();
                     if let Some(s) = running {
                         // A file was committed: its plays count from now on.
-                        state.overviews.invalidate_user(job.user_id());
+                        state.reads.invalidate_user(job.user_id());
                         job.update(|j| {
                             j.items_processed = s.entries() as i64;
                             j.steps = s.files.iter().map(|f| file_step(f, &shown)).collect();
@@ -278,7 +367,7 @@ pub async fn import_upload(state: Arc<AppState>, job: JobRecorder, upload: Saved
             }
         }
     };
-    state.overviews.invalidate_user(job.user_id());
+    state.reads.invalidate_user(job.user_id());
     let summary = result.map_err(|e| shown(&e.to_string()))?;
     let read: u64 = summary.files.iter().map(|f| f.entries).sum();
     job.update(|j| {

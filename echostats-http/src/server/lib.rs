@@ -28,6 +28,7 @@ mod jobs;
 mod metrics;
 mod middleware;
 mod oauth;
+mod releases;
 mod spec;
 mod spotify_dto;
 mod upload;

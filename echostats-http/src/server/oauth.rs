@@ -4,7 +4,6 @@
 
 use crate::app::AppState;
 use crate::crypto::TokenKey;
-use crate::error::ApiError;
 use base64::Engine;
 use echostats::spotify::{SpotifyClient, TokenSet};
 use echostats::Error;
@@ -54,41 +53,57 @@ impl PendingLogins {
 }
 
 /// The Spotify client and the token key, or 501 when the server runs without Spotify.
-pub fn spotify(state: &AppState) -> Result<(&Arc<SpotifyClient>, &TokenKey), ApiError> {
+pub fn spotify(state: &AppState) -> echostats::Result<(&Arc<SpotifyClient>, &TokenKey)> {
     match (&state.spotify, &state.config.encryption_key) {
         (Some(client), Some(key)) => Ok((client, key)),
         _ => Err(Error::NotSupported {
             what: "Spotify is not configured on this server (set SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET and \
                    ENCRYPTION_KEY)"
                 .into(),
-        }
-        .into()),
+        }),
     }
 }
 
 /// Seals and stores `tokens` for `user_id`.
-pub async fn store_tokens(state: &AppState, key: &TokenKey, user_id: &str, tokens: &TokenSet) -> Result<(), ApiError> {
-    state.store.set_tokens(user_id, Some(&key.seal(tokens))).await?;
-    Ok(())
+pub async fn store_tokens(state: &AppState, key: &TokenKey, user_id: &str, tokens: &TokenSet) -> echostats::Result<()> {
+    state.store.set_tokens(user_id, Some(&key.seal(tokens))).await
 }
 
 /// The user's tokens, opened. 401 when the user never connected Spotify or the tokens
 /// were sealed under another key (sign in with Spotify again).
-async fn open_tokens(state: &AppState, key: &TokenKey, user_id: &str) -> Result<TokenSet, ApiError> {
+async fn open_tokens(state: &AppState, key: &TokenKey, user_id: &str) -> echostats::Result<TokenSet> {
     let sealed = match state.store.tokens(user_id).await {
         Ok(Some(t)) => t,
-        Ok(None) | Err(Error::NotFound { .. }) => return Err(ApiError::unauthenticated()),
-        Err(e) => return Err(e.into()),
+        Ok(None) | Err(Error::NotFound { .. }) => return Err(Error::Unauthenticated),
+        Err(e) => return Err(e),
     };
     key.open(&sealed).ok_or_else(|| {
         tracing::warn!(user = %user_id, "stored Spotify tokens do not open under ENCRYPTION_KEY; sign in again");
-        ApiError::unauthenticated()
+        Error::Unauthenticated
     })
 }
 
+/// One lock per user around token refreshes, so that concurrent requests with an expiring
+/// token refresh it once: Spotify may rotate the refresh token, and a second refresh with
+/// the old one can fail or store stale tokens over fresh ones.
+#[derive(Default)]
+pub struct RefreshLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl RefreshLocks {
+    fn of(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().expect("refresh locks");
+        // Drop the locks nobody holds or waits for, so the map stays as small as the set
+        // of users refreshing right now.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(user_id.to_string()).or_default().clone()
+    }
+}
+
 /// Refreshes the user's access token now and stores the result.
-pub async fn refresh(state: &AppState, user_id: &str) -> Result<TokenSet, ApiError> {
+pub async fn refresh(state: &AppState, user_id: &str) -> echostats::Result<TokenSet> {
     let (client, key) = spotify(state)?;
+    let lock = state.refresh_locks.of(user_id);
+    let _held = lock.lock().await;
     let tokens = open_tokens(state, key, user_id).await?;
     let fresh = client.refresh(user_id, &tokens).await?;
     store_tokens(state, key, user_id, &fresh).await?;
@@ -96,12 +111,20 @@ pub async fn refresh(state: &AppState, user_id: &str) -> Result<TokenSet, ApiErr
 }
 
 /// The client and a valid access token of `user_id`, refreshed first when it expires
-/// within a minute.
-pub async fn access_token(state: &AppState, user_id: &str) -> Result<(Arc<SpotifyClient>, String), ApiError> {
+/// within a minute (once, however many requests ask at the same time).
+pub async fn access_token(state: &AppState, user_id: &str) -> echostats::Result<(Arc<SpotifyClient>, String)> {
     let (client, key) = spotify(state)?;
     let client = client.clone();
+    let margin = chrono::Duration::seconds(REFRESH_MARGIN_SECS);
     let tokens = open_tokens(state, key, user_id).await?;
-    if !tokens.expires_within(chrono::Duration::seconds(REFRESH_MARGIN_SECS)) {
+    if !tokens.expires_within(margin) {
+        return Ok((client, tokens.access_token));
+    }
+    let lock = state.refresh_locks.of(user_id);
+    let _held = lock.lock().await;
+    // Whoever held the lock before may have refreshed already.
+    let tokens = open_tokens(state, key, user_id).await?;
+    if !tokens.expires_within(margin) {
         return Ok((client, tokens.access_token));
     }
     let fresh = client.refresh(user_id, &tokens).await?;

@@ -43,7 +43,7 @@ impl AnalyticsApi {
     ) -> Result<Json<Overview>, ApiError> {
         let mut req = OverviewRequest::new(period.0.into());
         req.tz = time_zone(&tz)?;
-        let overview = state.overviews.overview(&*state.store, user.id(), &req).await?;
+        let overview = state.reads.overview(&*state.store, user.id(), &req).await?;
         Ok(Json(Overview::from((*overview).clone())))
     }
 
@@ -103,7 +103,7 @@ impl AnalyticsApi {
         period: Query<Period>,
     ) -> Result<Json<Refreshed>, ApiError> {
         state.store.ping().await?;
-        state.overviews.invalidate_user(user.id());
+        state.reads.invalidate_user(user.id());
         let periods = match period.0 {
             Period::AllTime => analytics::Period::ALL.into_iter().map(Period::from).collect(),
             p => vec![p],

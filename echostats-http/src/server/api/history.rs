@@ -74,7 +74,7 @@ impl HistoryApi {
             end: end_date.0.as_deref().map(|s| parse_instant("end_date", s, true)).transpose()?,
             kind: Some(PlayKind::Track),
         };
-        let page = state.store.history(user.id(), &query).await?;
+        let page = state.reads.history(&*state.store, user.id(), &query).await?;
         Ok(Json(HistoryList::new(page, query.page, query.limit)))
     }
 }

@@ -5,10 +5,10 @@ use super::ApiTags;
 use crate::app::AppState;
 use crate::auth::{is_https, CurrentUser};
 use crate::error::{ApiError, Detail};
-use crate::oauth;
 use crate::spotify_dto::LoginUrl;
+use crate::{jobs, oauth};
 use echostats::spotify::wire::first_image;
-use echostats::{Error, User};
+use echostats::{Error, JobType, User};
 use poem::http::header;
 use poem::web::Data;
 use poem::Request;
@@ -120,6 +120,10 @@ impl SpotifyLoginApi {
         let (token, _) = state.sessions.issue(&user.id)?;
         let cookie = state.sessions.cookie(&token, is_https(req));
         tracing::info!(user = %user.id, "signed in with Spotify");
+        // The first sync runs in the background; the browser does not wait for it.
+        if let Err(e) = jobs::start_sync(&state, &user.id, JobType::Initial).await {
+            tracing::error!(user = %user.id, error = %e, "cannot start the initial sync");
+        }
         let location = format!("{}/auth/callback?status=success", state.config.frontend_url.trim_end_matches('/'));
         Ok(CallbackResponse::Redirect(location, cookie))
     }

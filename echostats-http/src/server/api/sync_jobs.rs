@@ -5,7 +5,7 @@ use super::ApiTags;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::jobs::{self, JobRecorder, Started};
+use crate::jobs::{self, Started};
 use chrono::{DateTime, Utc};
 use echostats::store::{JobQuery, JobStats};
 use echostats::{JobStatus, JobStep, JobType, SyncJob};
@@ -205,12 +205,12 @@ impl SyncJobsApi {
     /// connected a Spotify account.
     #[oai(path = "/api/v1/sync-jobs/trigger", method = "post")]
     async fn trigger(&self, state: Data<&Arc<AppState>>, user: CurrentUser) -> Result<Json<SyncTriggered>, ApiError> {
-        Ok(Json(match JobRecorder::create(&state.store, user.id(), JobType::Periodic, true).await? {
-            Started::New(job) => {
-                let job_id = job.id().to_string();
-                jobs::spawn(job.clone(), jobs::periodic_sync(state.0.clone(), job));
-                SyncTriggered { status: "started".into(), job_id, message: "Sync job started".into() }
-            }
+        Ok(Json(match jobs::start_sync(&state, user.id(), JobType::Periodic).await? {
+            Started::New(job) => SyncTriggered {
+                status: "started".into(),
+                job_id: job.id().to_string(),
+                message: "Sync job started".into(),
+            },
             Started::AlreadyRunning(job_id) => SyncTriggered {
                 status: "already_running".into(),
                 job_id,
