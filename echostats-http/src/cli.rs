@@ -216,16 +216,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_database_url()?,
     };
     let store = echostats::open_store(&url).await.with_context(|| format!("opening {url}"))?;
-    match cli.command {
-        Command::Serve(args) => serve(store, &cli.user, args).await,
-        Command::Import(args) => import(&*store, &cli.user, &args).await,
+    let outcome = run_command(store.clone(), &cli.user, cli.command).await;
+    store.close().await;
+    outcome
+}
+
+async fn run_command(store: Arc<dyn Store>, cli_user: &str, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(store, cli_user, args).await,
+        Command::Import(args) => import(&*store, cli_user, &args).await,
         Command::Report(args) => {
             let req = OverviewRequest { period: args.period, tz: args.tz, now: None, top_limit: args.top };
-            let overview = analytics::overview(&*store, &cli.user, &req).await?;
+            let overview = analytics::overview(&*store, cli_user, &req).await?;
             match args.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&overview)?),
                 Format::Text => {
-                    let shows = analytics::top_shows(&*store, &cli.user, args.period, req.now(), 5).await?;
+                    let shows = analytics::top_shows(&*store, cli_user, args.period, req.now(), 5).await?;
                     print!("{}", crate::report::render(&overview, &shows));
                 }
             }

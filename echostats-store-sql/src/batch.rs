@@ -18,6 +18,7 @@ use echostats_core::Result;
 use sqlx::AnyConnection;
 use sqlx::{Any, Executor, Row, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Rows of plays per multi-row INSERT.
 const PLAY_ROWS_PER_INSERT: usize = MAX_BINDS / PLAY_WRITE_COLS.len();
@@ -42,6 +43,8 @@ pub(crate) struct SqlBatch {
     recompute: HashSet<(ItemKind, String)>,
     /// An insert failed part-way: the batch can only be rolled back.
     poisoned: bool,
+    /// Woken after the commit: the WAL checkpoint runs on another connection (SQLite).
+    checkpoint: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl SqlStore {
@@ -80,6 +83,7 @@ impl SqlStore {
             items: Items::new(),
             recompute: HashSet::new(),
             poisoned: false,
+            checkpoint: self.checkpoint_waker(),
         })
     }
 
@@ -87,6 +91,9 @@ impl SqlStore {
         let mut tx = self.begin_user_tx(user_id).await?;
         rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?;
         tx.commit().await?;
+        if let Some(wake) = self.checkpoint_waker() {
+            wake.notify_one();
+        }
         Ok(())
     }
 }
@@ -134,6 +141,9 @@ impl PlayBatch for SqlBatch {
             }
             self.flush().await?;
             self.tx.commit().await?;
+            if let Some(wake) = &self.checkpoint {
+                wake.notify_one();
+            }
             Ok(())
         }
         .await

@@ -627,4 +627,8 @@ impl StoreHealth for SqlStore {
         self.pool.execute("SELECT 1").await.map_err(|e| SqlError::from(e).into_core(self.backend()))?;
         Ok(())
     }
+
+    async fn close(&self) {
+        SqlStore::close(self).await;
+    }
 }

@@ -22,6 +22,41 @@ fn rec(secs: i64, ms: i64, origin: PlayOrigin, uri: Option<&str>, name: &str) ->
 }
 
 #[tokio::test]
+async fn the_log_is_checkpointed_off_the_writer_and_truncated_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.db");
+    let wal = dir.path().join("echo.db-wal");
+    let store = SqlStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    // Commits do not checkpoint themselves (that is the checkpointer's job)...
+    let auto: i64 = sqlx::query("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.unwrap().try_get(0).unwrap();
+    assert_eq!(auto, 0);
+    let mut batch = store.begin_batch("u", &PlayRules::default()).await.unwrap();
+    let plays = (0..2_000)
+        .map(|i| rec(i * 300, 200_000, PlayOrigin::ExtendedHistory, Some(&format!("spotify:track:{i}")), "Song"));
+    batch.insert(plays.collect()).await.unwrap();
+    let before = size(&path);
+    batch.commit().await.unwrap();
+    // ...the checkpointer, woken by the commit, copies the log into the database.
+    let mut copied = false;
+    for _ in 0..100 {
+        if size(&path) > before + 100_000 {
+            copied = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(copied, "database file still {} bytes (log {} bytes)", size(&path), size(&wal));
+    assert!(size(&wal) > 0);
+    // Closing leaves a complete database and an empty log.
+    store.close().await;
+    assert_eq!(size(&wal), 0);
+    let reopened = SqlStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let page = reopened.history("u", &HistoryQuery::default()).await.unwrap();
+    assert_eq!(page.total, 2_000);
+}
+
+#[tokio::test]
 async fn open_creates_file_and_dirs_with_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a/b/echo.db");

@@ -306,6 +306,10 @@ pub trait StoreHealth: Send + Sync {
     fn backend(&self) -> &'static str;
     /// Checks that the backend answers; [`crate::Error::BackendUnavailable`] when not.
     async fn ping(&self) -> Result<()>;
+    /// Finishes background work (a SQLite file's log checkpoint) and closes the
+    /// connections. Call it before a process that wrote ends; the store is not usable
+    /// afterwards. Nothing is lost without it, the next open just finishes the work.
+    async fn close(&self) {}
 }
 
 /// Everything a backend provides. Implemented for every type that implements the parts.
