@@ -460,6 +460,12 @@ def main() -> None:
         targets = [("sqlite", sqlite_url(work / "bench.db"))] + [
             (url.split(":", 1)[0], url) for url in args.database_url
         ]
+        # Two URLs of one scheme get numbered labels, so their logs and rows stay apart.
+        seen: dict[str, int] = {}
+        for i, (label, url) in enumerate(targets):
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > 1:
+                targets[i] = (f"{label}-{seen[label]}", url)
         for label, url in targets:
             try:
                 runs.append(bench_echostats(binary, url, export, logs, label))
