@@ -1,8 +1,8 @@
 //! Writing plays: the insert batch, rollup maintenance and rebuilds.
 
 use crate::codec::{
-    bind_play, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, Derived, Ph, MAX_BINDS, PLAY_READ_COLS,
-    PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
+    bind_play, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, Derived, Ph, Query, MAX_BINDS,
+    PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
@@ -250,59 +250,56 @@ impl SqlBatch {
                 Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
             )
         };
-        let mut full_sql: Option<String> = None;
-        for (chunk_no, chunk) in plan.inserts.chunks(PLAY_ROWS_PER_INSERT).enumerate() {
-            let base = chunk_no * PLAY_ROWS_PER_INSERT;
-            let sql = if chunk.len() == PLAY_ROWS_PER_INSERT {
-                full_sql.get_or_insert_with(|| insert_sql(chunk.len())).clone()
-            } else {
-                insert_sql(chunk.len())
-            };
+        let chunks: Vec<&[PlayRecord]> = plan.inserts.chunks(PLAY_ROWS_PER_INSERT).collect();
+        let full_sql = insert_sql(PLAY_ROWS_PER_INSERT);
+        let last_sql = chunks.last().map(|c| insert_sql(c.len())).unwrap_or_default();
+        // The statement of chunk `k`, with its rows bound.
+        let bind_chunk = |k: usize| {
+            let chunk = chunks[k];
+            let full = chunk.len() == PLAY_ROWS_PER_INSERT;
+            let sql = if full { full_sql.as_str() } else { last_sql.as_str() };
             // Variable-size statements are not cached: sqlx keeps up to 100 prepared
             // statements per connection, and one with thousands of parameters is megabytes.
             // Reserve the arguments up front: growing a vector of ~30,000 values one
             // push at a time was a tenth of the import's time in memmove.
             let mut args = sqlx::any::AnyArguments::default();
             sqlx::Arguments::reserve(&mut args, chunk.len() * PLAY_WRITE_COLS.len(), 0);
-            let mut q = sqlx::query_with(&sql, args).persistent(chunk.len() == PLAY_ROWS_PER_INSERT);
+            let mut q = sqlx::query_with(sql, args).persistent(full);
+            let base = k * PLAY_ROWS_PER_INSERT;
             for (r, d) in chunk.iter().zip(&derived[base..]) {
                 q = bind_play(q, user_id, r, d);
             }
-            let n = chunk.len() as i64;
-            let mut ids: Vec<i64> = match dialect {
-                Dialect::Postgres => {
-                    conn.fetch_all(q).await?.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<_, _>>()?
-                }
-                Dialect::Sqlite => {
-                    let affected = conn.execute(q).await?.rows_affected();
-                    let last: i64 = conn.fetch_one(sqlx::query("SELECT last_insert_rowid()")).await?.try_get(0)?;
-                    if affected != n as u64 {
-                        return Err(SqlError::Corrupt(format!("inserted {n} plays, {affected} rows affected")));
-                    }
-                    #[cfg(debug_assertions)]
-                    {
-                        let row = conn
-                            .fetch_one(
-                                sqlx::query("SELECT COUNT(*) FROM plays WHERE user_id = $1 AND id > $2 AND id <= $3")
-                                    .bind(user_id)
-                                    .bind(last - n)
-                                    .bind(last),
-                            )
-                            .await?;
-                        debug_assert_eq!(row.try_get::<i64, _>(0)?, n, "inserted ids are not consecutive");
-                    }
-                    (last - n + 1..=last).collect()
-                }
-            };
-            if ids.len() != chunk.len() {
-                return Err(SqlError::Corrupt(format!("inserted {} plays, got {} ids", chunk.len(), ids.len())));
-            }
-            ids.sort_unstable();
-            for ((r, d), id) in chunk.iter().zip(&derived[base..]).zip(ids) {
+            q
+        };
+        // The item totals of chunk `k`, whose rows got `ids`.
+        let count_items = |items: &mut Items, k: usize, ids: Vec<i64>| {
+            let base = k * PLAY_ROWS_PER_INSERT;
+            for ((r, d), id) in chunks[k].iter().zip(&derived[base..]).zip(ids) {
                 for c in items::contribs(r, d).into_iter().flatten() {
-                    items::add(&mut items, c, id, r.ms_played);
+                    items::add(items, c, id, r.ms_played);
                 }
             }
+        };
+        // SQLite executes on a thread of its own: while it runs statement `k`, this
+        // thread binds statement `k + 1` and counts the items of `k - 1` (`biased` polls
+        // the statement first, so that it is sent before the binding starts).
+        let mut next = (!chunks.is_empty()).then(|| bind_chunk(0));
+        let mut counted_later: Option<(usize, Vec<i64>)> = None;
+        for k in 0..chunks.len() {
+            let q = next.take().expect("statement bound in the previous round");
+            let prepare = async {
+                if let Some((j, ids)) = counted_later.take() {
+                    count_items(&mut items, j, ids);
+                }
+                (k + 1 < chunks.len()).then(|| bind_chunk(k + 1))
+            };
+            let (ids, bound) =
+                tokio::join!(biased; insert_rows(&mut *conn, dialect, user_id, q, chunks[k].len()), prepare);
+            next = bound;
+            counted_later = Some((k, ids?));
+        }
+        if let Some((j, ids)) = counted_later.take() {
+            count_items(&mut items, j, ids);
         }
 
         debug_assert!(plan.delta.items.iter().all(|((kind, key), d)| {
@@ -325,6 +322,49 @@ impl SqlBatch {
         }
         Ok(plan.outcome)
     }
+}
+
+/// Executes one multi-row insert of `n` plays and returns their ids, ascending.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    q: Query<'_>,
+    n: usize,
+) -> SqlResult<Vec<i64>> {
+    let mut ids: Vec<i64> = match dialect {
+        Dialect::Postgres => {
+            conn.fetch_all(q).await?.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<_, _>>()?
+        }
+        Dialect::Sqlite => {
+            let affected = conn.execute(q).await?.rows_affected();
+            let last: i64 = conn.fetch_one(sqlx::query("SELECT last_insert_rowid()")).await?.try_get(0)?;
+            if affected != n as u64 {
+                return Err(SqlError::Corrupt(format!("inserted {n} plays, {affected} rows affected")));
+            }
+            let n = n as i64;
+            #[cfg(debug_assertions)]
+            {
+                let row = conn
+                    .fetch_one(
+                        sqlx::query("SELECT COUNT(*) FROM plays WHERE user_id = $1 AND id > $2 AND id <= $3")
+                            .bind(user_id)
+                            .bind(last - n)
+                            .bind(last),
+                    )
+                    .await?;
+                debug_assert_eq!(row.try_get::<i64, _>(0)?, n, "inserted ids are not consecutive");
+            }
+            #[cfg(not(debug_assertions))]
+            let _ = user_id;
+            (last - n + 1..=last).collect()
+        }
+    };
+    if ids.len() != n {
+        return Err(SqlError::Corrupt(format!("inserted {n} plays, got {} ids", ids.len())));
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Adds day deltas to the stored rollups (read the range once, write back multi-row;
