@@ -37,5 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in t.points.iter().rev().take(3) {
         println!("{}: {} plays, {} h", p.label, p.plays, p.hours);
     }
+    // Finishes background work (SQLite: the log checkpoint) before the process ends.
+    store.close().await;
     Ok(())
 }

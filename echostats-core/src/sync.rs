@@ -94,12 +94,25 @@ fn track_from_history(item: &PlayHistory) -> Option<Track> {
     })
 }
 
-/// The newest play a sync stored for `user_id`: the cursor of the next sync.
-async fn newest_synced(store: &dyn Store, user_id: &str) -> Result<Option<DateTime<Utc>>> {
-    // History is newest first; API plays are rare next to imported ones, so look at the
-    // first page and fall back to no cursor (dedupe makes a full fetch safe).
-    let page = store.history(user_id, &HistoryQuery { limit: 100, ..HistoryQuery::default() }).await?;
-    Ok(page.items.iter().find(|e| e.record.origin == PlayOrigin::Api).map(|e| e.record.played_at))
+/// What earlier syncs left among the user's newest 100 entries: the newest synced play
+/// (the cursor of the next sync) and the album artists of the synced plays (id → name),
+/// so that artists an earlier sync could not look up are tried again.
+async fn synced_so_far(store: &dyn Store, user_id: &str) -> Result<(Option<DateTime<Utc>>, BTreeMap<String, String>)> {
+    // Synced plays are the newest ones unless an export was imported since; then there
+    // is no cursor, and the duplicate rule makes fetching all 50 plays safe.
+    let query = HistoryQuery { limit: 100, ..HistoryQuery::default() };
+    let synced: Vec<_> = store
+        .history_items(user_id, &query)
+        .await?
+        .into_iter()
+        .filter(|e| e.record.origin == PlayOrigin::Api)
+        .collect();
+    let cursor = synced.iter().map(|e| e.record.played_at).max();
+    let artists = synced
+        .into_iter()
+        .filter_map(|e| Some((e.record.artist_id?, e.record.artist_name.unwrap_or_default())))
+        .collect();
+    Ok((cursor, artists))
 }
 
 /// Syncs the user's recently played tracks into `store`, then enriches the catalog.
@@ -112,7 +125,8 @@ pub async fn sync_recent_plays(
     access_token: &str,
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
-    let after = newest_synced(store, user_id).await?.map(|t| t.timestamp_millis());
+    let (cursor, mut artists) = synced_so_far(store, user_id).await?;
+    let after = cursor.map(|t| t.timestamp_millis());
     let recent = client.recently_played(user_id, access_token, 50, after).await?;
     let mut report = SyncReport {
         fetched: recent.items.len() as u64,
@@ -140,13 +154,14 @@ pub async fn sync_recent_plays(
         report.tracks_cataloged = tracks.len() as u64;
     }
 
-    // Artist id → name, as the tracks name them.
-    let artists: BTreeMap<String, String> = recent
-        .items
-        .iter()
-        .flat_map(|i| i.track.artists.iter().chain(i.track.album.iter().flat_map(|a| a.artists.iter())))
-        .filter_map(|a| Some((a.id.clone()?, a.name.clone())))
-        .collect();
+    // Artist id → name: of the new plays' tracks and albums, and of earlier synced plays.
+    artists.extend(
+        recent
+            .items
+            .iter()
+            .flat_map(|i| i.track.artists.iter().chain(i.track.album.iter().flat_map(|a| a.artists.iter())))
+            .filter_map(|a| Some((a.id.clone()?, a.name.clone()))),
+    );
     let mut unknown = Vec::new();
     for (id, name) in artists {
         match store.artist(&id).await {
@@ -158,7 +173,7 @@ pub async fn sync_recent_plays(
     for (looked_up, (id, name)) in unknown.iter().enumerate() {
         if looked_up == opts.max_artist_lookups {
             report.enrichment_stopped =
-                Some(format!("looked up {looked_up} artists, the most per sync; the rest come next time"));
+                Some(format!("looked up {looked_up} artists, the most per sync; the rest come with the next syncs"));
             break;
         }
         match client.artist(user_id, access_token, id).await {

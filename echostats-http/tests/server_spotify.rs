@@ -313,18 +313,28 @@ struct Setup {
 }
 
 async fn setup(expires_in: i64) -> Setup {
+    setup_with(expires_in, |_| {}).await
+}
+
+fn server_config(fake_url: &str, key: &TokenKey) -> ServerConfig {
+    let mut config = ServerConfig::new(SECRET.to_vec());
+    config.bind = "127.0.0.1:0".into();
+    config.rate_limit = None;
+    config.dev_login = true;
+    config.spotify = Some(spotify_config(fake_url));
+    config.encryption_key = Some(key.clone());
+    config.frontend_url = "http://localhost:3000/".into();
+    config
+}
+
+async fn setup_with(expires_in: i64, configure: impl FnOnce(&mut ServerConfig)) -> Setup {
     let (fake_url, fake) = fake_spotify(expires_in).await;
     let dir = tempfile::tempdir().unwrap();
     let store =
         echostats::open_store(&format!("sqlite://{}", dir.path().join("echostats.db").display())).await.unwrap();
     let key = TokenKey::random();
-    let mut config = ServerConfig::new(SECRET.to_vec());
-    config.bind = "127.0.0.1:0".into();
-    config.rate_limit = None;
-    config.dev_login = true;
-    config.spotify = Some(spotify_config(&fake_url));
-    config.encryption_key = Some(key.clone());
-    config.frontend_url = "http://localhost:3000/".into();
+    let mut config = server_config(&fake_url, &key);
+    configure(&mut config);
     let server = Server::bind(config, store.clone()).await.unwrap();
     Setup {
         base: format!("http://{}", server.local_addr()),
@@ -335,6 +345,24 @@ async fn setup(expires_in: i64) -> Setup {
         http: reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         _server: server,
         _dir: dir,
+    }
+}
+
+impl Setup {
+    /// A second server over the same store, keys and fake Spotify (a restart, with a new
+    /// Spotify client); sessions of the first one are good on it.
+    async fn restart(&self) -> Setup {
+        let server = Server::bind(server_config(&self.fake_url, &self.key), self.store.clone()).await.unwrap();
+        Setup {
+            base: format!("http://{}", server.local_addr()),
+            store: self.store.clone(),
+            key: self.key.clone(),
+            fake: self.fake.clone(),
+            fake_url: self.fake_url.clone(),
+            http: self.http.clone(),
+            _server: server,
+            _dir: tempfile::tempdir().unwrap(),
+        }
     }
 }
 
@@ -780,6 +808,21 @@ async fn a_rate_limited_artist_lookup_keeps_the_plays_and_a_user_without_spotify
     assert!(enrich["detail"].as_str().unwrap().contains("1 left for the next sync"), "{enrich}");
     assert!(enrich["error"].as_str().unwrap().contains("rate limited"), "{enrich}");
     assert_eq!(s.get("/api/v1/history", Some(&session)).await.body["total"], 1);
+    let genres = s.get("/api/v1/genres/distribution?period=week", Some(&session)).await;
+    assert_eq!(genres.body["total_genres"], 0);
+
+    // The limit is over (this client waits out Retry-After, so a new server with a new
+    // client stands for "hours later"): the next sync, with no new plays, looks the
+    // artist up after all.
+    s.fake.0.lock().unwrap().artists_rate_limited = false;
+    let later = s.restart().await;
+    let t = later.call(reqwest::Method::POST, "/api/v1/sync-jobs/trigger", Some(&session), None).await;
+    assert_eq!(t.body["status"], "started", "{}", t.body);
+    let jobs = later.jobs_done(&session).await;
+    assert_eq!(jobs[0]["status"], "completed", "{jobs:?}");
+    assert!(jobs[0]["steps"][0]["detail"].as_str().unwrap().starts_with("0 plays"), "{}", jobs[0]);
+    let genres = later.get("/api/v1/genres/distribution?period=week", Some(&session)).await;
+    assert_eq!(genres.body["total_genres"], 2, "{}", genres.body);
 
     // Signed in without Spotify: the job fails at once and says why.
     let dev = s.get("/api/v1/auth/dev-login?user=bob", None).await;
@@ -807,4 +850,31 @@ async fn concurrent_requests_with_an_expiring_token_refresh_it_once() {
     }
     let refreshes: Vec<_> = s.token_forms().into_iter().skip(before).collect();
     assert_eq!(refreshes.len(), 1, "one refresh for eight requests: {refreshes:?}");
+}
+
+#[tokio::test]
+async fn connected_users_are_synced_every_interval() {
+    let s = setup_with(3600, |c| c.sync_interval = Some(std::time::Duration::from_secs(1))).await;
+    let session = s.sign_in().await;
+    // A user without Spotify is left alone by the rounds.
+    let dev = s.get("/api/v1/auth/dev-login?user=bob", None).await;
+    let bob = dev.body["token"].as_str().unwrap().to_string();
+    s.fake.0.lock().unwrap().recent.insert(
+        0,
+        recent_item("3kxfsdsCpFgN412fpnW85Y", "Roads", PORTISHEAD, chrono::Utc::now() - chrono::Duration::minutes(5)),
+    );
+    let mut periodic = Vec::new();
+    for _ in 0..100 {
+        let jobs = s.jobs_done(&session).await;
+        periodic = jobs.into_iter().filter(|j| j["job_type"] == "periodic").collect();
+        if !periodic.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!periodic.is_empty(), "no periodic sync within 5 s");
+    let last = periodic.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(s.get("/api/v1/history", Some(&session)).await.body["total"], 2);
+    assert_eq!(s.get("/api/v1/sync-jobs", Some(&bob)).await.body["total"], 0);
 }

@@ -165,8 +165,8 @@ impl ServerConfig {
                         hex (generate one with `openssl rand -base64 32`)"
                 .into());
         }
-        if self.sync_interval.is_some_and(|d| d < Duration::from_secs(60)) {
-            return Err("the Spotify sync interval must be at least a minute (or off)".into());
+        if self.sync_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err("the Spotify sync interval must be at least a second (or off)".into());
         }
         if let Some(url) = &self.redis_url {
             // The URL can hold a password: say what is wrong, not what it is.
