@@ -49,6 +49,42 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Extended-history-like records for the stores' timing tests: ~2.5 minutes apart, 4,000
+/// tracks of 400 artists, a sixth of them too short to count; the same for every call.
+pub fn perf_records(n: usize) -> Vec<PlayRecord> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut t = Utc.with_ymd_and_hms(2012, 1, 1, 0, 0, 0).unwrap();
+    (0..n)
+        .map(|_| {
+            t += Duration::seconds(60 + (next() % 180) as i64);
+            let track = next() % 4_000;
+            let artist = track % 400;
+            let ms = if next() % 6 == 0 { (next() % 30_000) as i64 } else { 30_000 + (next() % 300_000) as i64 };
+            let mut r = PlayRecord::new(t, ms, PlayKind::Track, PlayOrigin::ExtendedHistory);
+            r.uri = Some(format!("spotify:track:{track:022}"));
+            r.track_name = Some(format!("Track number {track}"));
+            r.artist_name = Some(format!("Artist {artist}"));
+            r.album_name = Some(format!("Album {}", track / 10));
+            r.platform = Some("Android OS 13 API 33 (Google, Pixel 7)".into());
+            r.conn_country = Some("DE".into());
+            r.reason_start = Some("trackdone".into());
+            r.reason_end = Some(if ms < 30_000 { "fwdbtn" } else { "trackdone" }.into());
+            r.shuffle = Some(next() % 3 == 0);
+            r.skipped = Some(ms < 30_000);
+            r.offline = Some(false);
+            r.offline_timestamp = Some(t - Duration::milliseconds(ms));
+            r.incognito = Some(false);
+            r
+        })
+        .collect()
+}
+
 /// Reads a service URL from `var` at run time. Unset: prints that the suite is skipped
 /// and returns `None`, unless `ECHOSTATS_REQUIRE_SERVICES` is set (CI), where it panics.
 pub fn service_url(var: &str) -> Option<String> {

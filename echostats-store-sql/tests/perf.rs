@@ -5,47 +5,10 @@
 //! ECHOSTATS_PERF_ENTRIES=1000000 cargo test --release -p echostats-store-sql --test perf import_export -- --ignored --nocapture
 //! ```
 
-use chrono::{Duration, TimeZone, Utc};
-use echostats_core::model::{PlayKind, PlayOrigin, PlayRecord};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::{AnalyticsStore, HistoryStore, ItemKind};
 use echostats_store_sql::SqlStore;
 use std::time::Instant;
-
-/// Extended-history-like records, ~2.5 minutes apart, 4,000 tracks of 400 artists.
-fn records(n: usize) -> Vec<PlayRecord> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut t = Utc.with_ymd_and_hms(2012, 1, 1, 0, 0, 0).unwrap();
-    (0..n)
-        .map(|_| {
-            t += Duration::seconds(60 + (next() % 180) as i64);
-            let track = next() % 4_000;
-            let artist = track % 400;
-            let ms = if next() % 6 == 0 { (next() % 30_000) as i64 } else { 30_000 + (next() % 300_000) as i64 };
-            let mut r = PlayRecord::new(t, ms, PlayKind::Track, PlayOrigin::ExtendedHistory);
-            r.uri = Some(format!("spotify:track:{track:022}"));
-            r.track_name = Some(format!("Track number {track}"));
-            r.artist_name = Some(format!("Artist {artist}"));
-            r.album_name = Some(format!("Album {}", track / 10));
-            r.platform = Some("Android OS 13 API 33 (Google, Pixel 7)".into());
-            r.conn_country = Some("DE".into());
-            r.reason_start = Some("trackdone".into());
-            r.reason_end = Some(if ms < 30_000 { "fwdbtn" } else { "trackdone" }.into());
-            r.shuffle = Some(next() % 3 == 0);
-            r.skipped = Some(ms < 30_000);
-            r.offline = Some(false);
-            r.offline_timestamp = Some(t - Duration::milliseconds(ms));
-            r.incognito = Some(false);
-            r
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "timing; run in release with --ignored"]
@@ -68,7 +31,7 @@ async fn insert_100k_records_postgres() {
 
 async fn insert_timing(store: &SqlStore) {
     let n: usize = std::env::var("ECHOSTATS_PERF_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let plays = records(n);
+    let plays = echostats_core::conformance::perf_records(n);
     let rules = PlayRules::default();
     let started = Instant::now();
     // Like an import: one transaction per ~15,000-entry file, inserts of 5,000.
