@@ -1,7 +1,7 @@
 //! `/api/v1/api-logs`: the log of the calls made to the Spotify API for the user, and
 //! its aggregates.
 
-use super::ApiTags;
+use super::{default_page, ApiTags};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -16,10 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub struct ApiLogsApi;
-
-fn default_page() -> u32 {
-    1
-}
 
 fn default_log_limit() -> u32 {
     50

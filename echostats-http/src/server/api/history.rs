@@ -1,6 +1,6 @@
 //! `GET /api/v1/history`: the user's listening history, newest first, filtered and paged.
 
-use super::{default_limit, ApiTags};
+use super::{default_limit, default_page, ApiTags};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::dto::HistoryList;
@@ -15,10 +15,6 @@ use poem_openapi::OpenApi;
 use std::sync::Arc;
 
 pub struct HistoryApi;
-
-fn default_page() -> u32 {
-    1
-}
 
 /// An ISO 8601 instant or date (UTC). A bare date as `end_date` means the end of that day,
 /// so `start_date=2025-01-15&end_date=2025-01-15` is the whole day.

@@ -69,6 +69,11 @@ pub fn all() -> impl poem_openapi::OpenApi {
     )
 }
 
+/// The default `page` of every paged listing: the first.
+fn default_page() -> u32 {
+    1
+}
+
 /// The default `limit` of top lists and history pages.
 fn default_limit() -> u32 {
     50

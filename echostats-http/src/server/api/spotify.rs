@@ -8,7 +8,7 @@
 //! new releases and categories (removed for development-mode apps in Feb 2026) when Spotify
 //! answers 403/404 for them.
 
-use super::ApiTags;
+use super::{default_page, ApiTags};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -22,9 +22,6 @@ use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 use std::sync::Arc;
 
-fn default_page() -> u32 {
-    1
-}
 fn default_fifty() -> u32 {
     50
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/sync-jobs`: the user's sync, import and rollup jobs, their counts, and a
 //! manual sync.
 
-use super::ApiTags;
+use super::{default_page, ApiTags};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -16,10 +16,6 @@ use poem_openapi::{Object, OpenApi};
 use std::sync::Arc;
 
 pub struct SyncJobsApi;
-
-fn default_page() -> u32 {
-    1
-}
 
 fn default_job_limit() -> u32 {
     20
