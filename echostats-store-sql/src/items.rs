@@ -69,7 +69,7 @@ pub(crate) struct ItemAcc {
 /// Item changes by kind and key (looked up by `&str`: no key allocation per play).
 #[derive(Debug, Default)]
 pub(crate) struct Items {
-    by_kind: [HashMap<String, ItemAcc>; 3],
+    by_kind: [HashMap<String, ItemAcc, foldhash::fast::RandomState>; 3],
 }
 
 const KINDS: [ItemKind; 3] = [ItemKind::Track, ItemKind::Artist, ItemKind::Album];
@@ -97,11 +97,6 @@ impl Items {
             map.insert(key.to_string(), ItemAcc::default());
         }
         map.get_mut(key).expect("just inserted")
-    }
-
-    #[cfg_attr(not(debug_assertions), allow(dead_code))]
-    pub(crate) fn get(&self, kind: ItemKind, key: &str) -> Option<&ItemAcc> {
-        self.by_kind[kind.code() as usize].get(key)
     }
 
     /// Every item, sorted by kind and key.
