@@ -10,7 +10,7 @@ use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use echostats_core::ingest::{plan_insert_with, PlanDeltas};
-use echostats_core::model::{PlayRecord, RollupDay};
+use echostats_core::model::{HistoryEntry, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::StoreHealth;
 use echostats_core::store::{InsertOutcome, ItemKind, PlayBatch};
@@ -41,6 +41,10 @@ pub(crate) struct SqlBatch {
     /// Items whose first play (or Spotify id play) was rewritten away: recomputed from
     /// the plays after the item changes are written.
     recompute: HashSet<(ItemKind, String)>,
+    /// Planned writes not sent yet (SQLite: they run while the next chunk is planned).
+    queued: Queued,
+    /// SQLite: the id the next new play will get.
+    next_id: Option<i64>,
     /// An insert failed part-way: the batch can only be rolled back.
     poisoned: bool,
     /// Woken after the commit: the WAL checkpoint runs on another connection (SQLite).
@@ -73,6 +77,10 @@ impl SqlStore {
             }
             _ => store_rules(&mut tx, user_id, rules).await?,
         }
+        let next_id = match self.dialect {
+            Dialect::Sqlite => Some(next_play_id(&mut tx).await?),
+            Dialect::Postgres => None,
+        };
         Ok(SqlBatch {
             tx,
             backend: self.backend(),
@@ -82,6 +90,8 @@ impl SqlStore {
             days: BTreeMap::new(),
             items: Items::new(),
             recompute: HashSet::new(),
+            queued: Queued::default(),
+            next_id,
             poisoned: false,
             checkpoint: self.checkpoint_waker(),
         })
@@ -96,6 +106,18 @@ impl SqlStore {
         }
         Ok(())
     }
+}
+
+/// The id SQLite gives the next play: AUTOINCREMENT takes one more than the largest
+/// ever handed out (or present).
+async fn next_play_id(conn: &mut AnyConnection) -> SqlResult<i64> {
+    let row = conn
+        .fetch_one(sqlx::query(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'plays'), 0), \
+             COALESCE((SELECT MAX(id) FROM plays), 0)) + 1",
+        ))
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 async fn stored_rules(conn: &mut AnyConnection, user_id: &str) -> SqlResult<Option<i64>> {
@@ -157,8 +179,9 @@ impl PlayBatch for SqlBatch {
 }
 
 impl SqlBatch {
-    /// Writes the pending rollup and item changes.
+    /// Writes the pending plays, then the pending rollup and item changes.
     async fn flush(&mut self) -> SqlResult<()> {
+        self.write_pending().await?;
         let conn: &mut AnyConnection = &mut self.tx;
         apply_days(conn, self.dialect, &self.user_id, &self.days).await?;
         items::upsert_items(conn, self.dialect, &self.user_id, &self.items).await?;
@@ -171,48 +194,68 @@ impl SqlBatch {
         Ok(())
     }
 
+    /// Plans a chunk against the stored plays in its duplicate window, and queues its
+    /// writes. On SQLite the writes of chunk `k` run while chunk `k + 1` is planned (on a
+    /// blocking thread): planning and SQLite's inserts took turns before, each leaving a
+    /// core idle. That needs the ids of queued plays before they are written, which only
+    /// SQLite gives (the batch holds the database write lock and AUTOINCREMENT hands out
+    /// consecutive ids); PostgreSQL writes each chunk before returning.
     async fn insert_inner(&mut self, plays: Vec<PlayRecord>) -> SqlResult<InsertOutcome> {
         let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
-        let conn: &mut AnyConnection = &mut self.tx;
+        let window = Window {
+            lo: min - self.rules.duplicate_window,
+            hi: max + self.rules.duplicate_window,
+            kinds: plays.iter().map(|p| p.kind.code()).collect(),
+        };
         let dialect = self.dialect;
-        let user_id = self.user_id.as_str();
-        let rules = &self.rules;
 
         // Stored plays that may be duplicates, in id (= insertion) order like the
         // reference store, so the plan picks the same candidates. Only entries of the
         // same kind can match: a year of podcast rows must not load a year of music.
-        let kinds: std::collections::BTreeSet<i32> = plays.iter().map(|p| p.kind.code()).collect();
-        let kind_list = kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+        // The queued writes have not run yet: the plan sees the plays as they will leave them.
+        let kind_list = window.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
              AND kind IN ({kind_list}) ORDER BY id"
         );
-        let rows = conn.fetch_all(sqlx::query(&sql).bind(user_id).bind(ms_ceil(lo)).bind(ms_floor(hi))).await?;
+        let rows = self
+            .tx
+            .fetch_all(sqlx::query(&sql).bind(&self.user_id).bind(ms_ceil(window.lo)).bind(ms_floor(window.hi)))
+            .await?;
         let mut existing = Vec::with_capacity(rows.len());
         for row in &rows {
             existing.push(entry_from_row(row)?.1);
         }
         drop(rows);
+        self.queued.overlay(&mut existing, &self.user_id, &window)?;
         let originals: HashMap<String, PlayRecord> =
             existing.iter().map(|e| (e.id.clone(), e.record.clone())).collect();
 
-        // Item totals are counted below, per play id (the plan's item deltas carry no ids).
-        let plan = plan_insert_with(existing, plays, rules, PlanDeltas::DaysOnly);
-        let mut items = Items::new();
-        let mut recompute: HashSet<(ItemKind, String)> = HashSet::new();
+        let rules = self.rules.clone();
+        let planning = tokio::task::spawn_blocking(move || {
+            // Item totals are counted as plays are written, per play id (the plan's
+            // item deltas carry no ids).
+            let plan = plan_insert_with(existing, plays, &rules, PlanDeltas::DaysOnly);
+            let derived: Vec<Derived> =
+                plan.inserts.iter().zip(&plan.insert_keys).map(|(r, k)| Derived::from_keys(r, k.clone())).collect();
+            (plan, derived)
+        });
+        let (written, planned) = tokio::join!(self.write_pending(), planning);
+        written?;
+        let (mut plan, derived) = planned.map_err(|e| SqlError::Crashed(format!("planning an insert: {e}")))?;
 
-        // Replacements: rewrite in place, same id.
-        for (id, record) in &plan.replacements {
-            let id_num = crate::codec::parse_id(id)?;
+        // Replacements: rewritten in place, same id.
+        let rules = &self.rules;
+        for (id, record) in std::mem::take(&mut plan.replacements) {
+            let id_num = crate::codec::parse_id(&id)?;
             let original =
-                originals.get(id).ok_or_else(|| SqlError::Corrupt(format!("replacement of unknown play {id}")))?;
+                originals.get(&id).ok_or_else(|| SqlError::Corrupt(format!("replacement of unknown play {id}")))?;
             let d_old = Derived::of(original, rules);
-            let d_new = Derived::of(record, rules);
-            let new_contribs = items::contribs(record, &d_new);
+            let d_new = Derived::of(&record, rules);
+            let new_contribs = items::contribs(&record, &d_new);
             for c in items::contribs(original, &d_old).into_iter().flatten() {
                 // The item keeps its first play (and Spotify id) only when the new record
                 // still belongs to it (and still has a Spotify id when the old one had).
@@ -221,28 +264,55 @@ impl SqlBatch {
                     .flatten()
                     .any(|n| n.kind == c.kind && n.key == c.key && (c.sid.is_none() || n.sid.is_some()));
                 if !kept {
-                    recompute.insert((c.kind, c.key.to_string()));
+                    self.recompute.insert((c.kind, c.key.to_string()));
                 }
-                items::remove(&mut items, c, original.ms_played);
+                items::remove(&mut self.items, c, original.ms_played);
             }
             for c in new_contribs.into_iter().flatten() {
-                items::add(&mut items, c, id_num, record.ms_played);
+                items::add(&mut self.items, c, id_num, record.ms_played);
             }
+            self.queued.replacements.push((id_num, record, d_new));
+        }
+        self.queued.first_id = self.next_id;
+        self.queued.inserts = plan.inserts;
+        self.queued.derived = derived;
+
+        for (day, d) in plan.delta.days {
+            match self.days.get_mut(&day) {
+                Some(pending) => pending.add(&d),
+                None => {
+                    self.days.insert(day, d);
+                }
+            }
+        }
+        if dialect == Dialect::Postgres || self.items.len() > FLUSH_ITEMS {
+            self.write_pending().await?;
+        }
+        if self.items.len() > FLUSH_ITEMS {
+            self.flush().await?;
+        }
+        Ok(plan.outcome)
+    }
+
+    /// Runs the queued writes: the replacements, then the new plays (multi-row inserts),
+    /// counting the new plays' item totals.
+    async fn write_pending(&mut self) -> SqlResult<()> {
+        let queued = std::mem::take(&mut self.queued);
+        let SqlBatch { tx, dialect, user_id, items, next_id, .. } = self;
+        let conn: &mut AnyConnection = tx;
+        let (dialect, user_id) = (*dialect, user_id.as_str());
+        for (id, record, d) in &queued.replacements {
             // Every written column (user_id included: rewritten to itself), in bind order.
             let mut ph = Ph::new(dialect);
             let set: Vec<String> = PLAY_WRITE_COLS.iter().map(|col| format!("{col} = {}", ph.next())).collect();
             let sql =
                 format!("UPDATE plays SET {} WHERE id = {} AND user_id = {}", set.join(", "), ph.next(), ph.next());
-            let q = bind_play(sqlx::query(&sql), user_id, record, &d_new).bind(id_num).bind(user_id);
+            let q = bind_play(sqlx::query(&sql), user_id, record, d).bind(*id).bind(user_id);
             conn.execute(q).await?;
         }
 
-        // New plays: multi-row inserts. Ids are assigned in VALUES order. PostgreSQL
-        // returns them (sorted, they map to the rows in order); on SQLite the write lock
-        // is ours and AUTOINCREMENT hands out consecutive ids, so the statement's ids end
-        // at last_insert_rowid().
-        let derived: Vec<Derived> =
-            plan.inserts.iter().zip(&plan.insert_keys).map(|(r, k)| Derived::from_keys(r, k.clone())).collect();
+        // Ids are assigned in VALUES order. PostgreSQL returns them (sorted, they map to
+        // the rows in order); on SQLite the statement's ids end at last_insert_rowid().
         let cols = PLAY_WRITE_COLS.join(", ");
         let returning = if dialect == Dialect::Postgres { " RETURNING id" } else { "" };
         let insert_sql = |rows: usize| {
@@ -251,9 +321,10 @@ impl SqlBatch {
                 Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
             )
         };
-        let chunks: Vec<&[PlayRecord]> = plan.inserts.chunks(PLAY_ROWS_PER_INSERT).collect();
+        let chunks: Vec<&[PlayRecord]> = queued.inserts.chunks(PLAY_ROWS_PER_INSERT).collect();
         let full_sql = insert_sql(PLAY_ROWS_PER_INSERT);
         let last_sql = chunks.last().map(|c| insert_sql(c.len())).unwrap_or_default();
+        let derived = &queued.derived;
         // The statement of chunk `k`, with its rows bound.
         let bind_chunk = |k: usize| {
             let chunk = chunks[k];
@@ -290,33 +361,90 @@ impl SqlBatch {
             let q = next.take().expect("statement bound in the previous round");
             let prepare = async {
                 if let Some((j, ids)) = counted_later.take() {
-                    count_items(&mut items, j, ids);
+                    count_items(items, j, ids);
                 }
                 (k + 1 < chunks.len()).then(|| bind_chunk(k + 1))
             };
             let (ids, bound) =
                 tokio::join!(biased; insert_rows(&mut *conn, dialect, user_id, q, chunks[k].len()), prepare);
             next = bound;
-            counted_later = Some((k, ids?));
-        }
-        if let Some((j, ids)) = counted_later.take() {
-            count_items(&mut items, j, ids);
-        }
-
-        for (day, d) in plan.delta.days {
-            match self.days.get_mut(&day) {
-                Some(pending) => pending.add(&d),
-                None => {
-                    self.days.insert(day, d);
+            let ids = ids?;
+            if let (Some(first), Some(&got)) = (queued.first_id, ids.first()) {
+                let expected = first + (k * PLAY_ROWS_PER_INSERT) as i64;
+                if got != expected {
+                    return Err(SqlError::Corrupt(format!("new plays got ids from {got}, expected {expected}")));
                 }
             }
+            if let (Some(next_id), Some(&last)) = (next_id.as_mut(), ids.last()) {
+                *next_id = last + 1;
+            }
+            counted_later = Some((k, ids));
         }
-        items::merge(&mut self.items, items);
-        self.recompute.extend(recompute);
-        if self.items.len() > FLUSH_ITEMS {
-            self.flush().await?;
+        if let Some((j, ids)) = counted_later.take() {
+            count_items(items, j, ids);
         }
-        Ok(plan.outcome)
+        Ok(())
+    }
+}
+
+/// The stored plays a chunk's plan must see: end times and kinds.
+struct Window {
+    lo: chrono::DateTime<chrono::Utc>,
+    hi: chrono::DateTime<chrono::Utc>,
+    kinds: std::collections::BTreeSet<i32>,
+}
+
+impl Window {
+    fn holds(&self, r: &PlayRecord) -> bool {
+        (self.lo..=self.hi).contains(&r.played_at) && self.kinds.contains(&r.kind.code())
+    }
+}
+
+/// Planned writes not yet sent to the database (see [`SqlBatch::insert_inner`]).
+#[derive(Default)]
+struct Queued {
+    /// Stored plays to rewrite in place: (id, new record, its derived columns).
+    replacements: Vec<(i64, PlayRecord, Derived)>,
+    /// New plays, in insertion order, and their derived columns.
+    inserts: Vec<PlayRecord>,
+    derived: Vec<Derived>,
+    /// SQLite: the id the first new play will get.
+    first_id: Option<i64>,
+}
+
+impl Queued {
+    /// Brings `existing` (the stored plays in `window`, by id) to what they will be
+    /// once these writes ran.
+    fn overlay(&self, existing: &mut Vec<HistoryEntry>, user_id: &str, window: &Window) -> SqlResult<()> {
+        if self.replacements.is_empty() && self.inserts.is_empty() {
+            return Ok(());
+        }
+        let entry = |id: i64, record: &PlayRecord| HistoryEntry {
+            id: id.to_string(),
+            user_id: user_id.to_string(),
+            record: record.clone(),
+        };
+        // A rewritten play may enter or leave the window (its end time can move).
+        let rewritten: HashSet<String> = self.replacements.iter().map(|(id, ..)| id.to_string()).collect();
+        existing.retain(|e| !rewritten.contains(&e.id));
+        existing.extend(self.replacements.iter().filter(|(_, r, _)| window.holds(r)).map(|(id, r, _)| entry(*id, r)));
+        if !self.inserts.is_empty() {
+            let first = self.first_id.ok_or_else(|| SqlError::Corrupt("queued plays without ids".into()))?;
+            existing.extend(
+                self.inserts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| window.holds(r))
+                    .map(|(i, r)| entry(first + i as i64, r)),
+            );
+        }
+        let mut keyed = Vec::with_capacity(existing.len());
+        for e in existing.drain(..) {
+            keyed.push((crate::codec::parse_id(&e.id)?, e));
+        }
+        keyed.sort_by_key(|(id, _)| *id);
+        existing.extend(keyed.into_iter().map(|(_, e)| e));
+        Ok(())
     }
 }
 

@@ -24,6 +24,9 @@ pub(crate) enum SqlError {
     /// Commit or insert after an insert of the same batch failed.
     #[error("an earlier insert of this batch failed; the batch was rolled back")]
     Poisoned,
+    /// A task of the store stopped unexpectedly (a bug).
+    #[error("the store's work stopped unexpectedly: {0}")]
+    Crashed(String),
     /// A stored JSON value cannot be read back.
     #[error("corrupt stored JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -43,9 +46,11 @@ impl SqlError {
             SqlError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => SqlError::Sqlx(e).into_core(backend),
             SqlError::Io(e) => Error::BackendUnavailable { backend, source: Box::new(e) },
             SqlError::Url(message) => Error::invalid(message),
-            e @ (SqlError::Migrate(_) | SqlError::Corrupt(_) | SqlError::Json(_) | SqlError::Poisoned) => {
-                Error::Backend { backend, source: Box::new(e) }
-            }
+            e @ (SqlError::Migrate(_)
+            | SqlError::Corrupt(_)
+            | SqlError::Json(_)
+            | SqlError::Poisoned
+            | SqlError::Crashed(_)) => Error::Backend { backend, source: Box::new(e) },
         }
     }
 }

@@ -127,27 +127,6 @@ pub(crate) fn add(items: &mut Items, c: Contrib<'_>, id: i64, ms: i64) {
     }
 }
 
-/// Adds the later changes `from` to `into` (same rules as [`add`]).
-pub(crate) fn merge(into: &mut Items, from: Items) {
-    for (kind, map) in KINDS.into_iter().zip(from.by_kind) {
-        for (key, f) in map {
-            let acc = into.acc(kind, &key);
-            acc.plays += f.plays;
-            acc.ms += f.ms;
-            if let Some(first) = f.first {
-                if acc.first.as_ref().is_none_or(|(a, _, _)| first.0 <= *a) {
-                    acc.first = Some(first);
-                }
-            }
-            if let Some(sid) = f.sid {
-                if acc.sid.as_ref().is_none_or(|(a, _)| sid.0 <= *a) {
-                    acc.sid = Some(sid);
-                }
-            }
-        }
-    }
-}
-
 /// Accounts for a counted play being removed (its row is overwritten).
 pub(crate) fn remove(items: &mut Items, c: Contrib<'_>, ms: i64) {
     let acc = items.acc(c.kind, c.key);
