@@ -313,40 +313,26 @@ impl SqlBatch {
 
         // Ids are assigned in VALUES order. PostgreSQL returns them (sorted, they map to
         // the rows in order); on SQLite the statement's ids end at last_insert_rowid().
-        let cols = PLAY_WRITE_COLS.join(", ");
-        let returning = if dialect == Dialect::Postgres { " RETURNING id" } else { "" };
-        let insert_sql = |rows: usize| {
-            format!(
-                "INSERT INTO plays ({cols}) VALUES {}{returning}",
-                Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
-            )
-        };
-        let chunks: Vec<&[PlayRecord]> = queued.inserts.chunks(PLAY_ROWS_PER_INSERT).collect();
-        let full_sql = insert_sql(PLAY_ROWS_PER_INSERT);
-        let last_sql = chunks.last().map(|c| insert_sql(c.len())).unwrap_or_default();
+        let insert_sql = |rows: usize| insert_plays_sql(dialect, rows);
+        let chunks = statement_rows(queued.inserts.len());
         let derived = &queued.derived;
         // The statement of chunk `k`, with its rows bound.
         let bind_chunk = |k: usize| {
-            let chunk = chunks[k];
-            let full = chunk.len() == PLAY_ROWS_PER_INSERT;
-            let sql = if full { full_sql.as_str() } else { last_sql.as_str() };
-            // Variable-size statements are not cached: sqlx keeps up to 100 prepared
-            // statements per connection, and one with thousands of parameters is megabytes.
+            let (base, rows) = chunks[k];
             // Reserve the arguments up front: growing a vector of ~30,000 values one
             // push at a time was a tenth of the import's time in memmove.
             let mut args = sqlx::any::AnyArguments::default();
-            sqlx::Arguments::reserve(&mut args, chunk.len() * PLAY_WRITE_COLS.len(), 0);
-            let mut q = sqlx::query_with(sql, args).persistent(full);
-            let base = k * PLAY_ROWS_PER_INSERT;
-            for (r, d) in chunk.iter().zip(&derived[base..]) {
+            sqlx::Arguments::reserve(&mut args, rows * PLAY_WRITE_COLS.len(), 0);
+            let mut q = sqlx::query_with(insert_sql(rows), args);
+            for (r, d) in queued.inserts[base..base + rows].iter().zip(&derived[base..]) {
                 q = bind_play(q, user_id, r, d);
             }
             q
         };
         // The item totals of chunk `k`, whose rows got `ids`.
         let count_items = |items: &mut Items, k: usize, ids: Vec<i64>| {
-            let base = k * PLAY_ROWS_PER_INSERT;
-            for ((r, d), id) in chunks[k].iter().zip(&derived[base..]).zip(ids) {
+            let (base, rows) = chunks[k];
+            for ((r, d), id) in queued.inserts[base..base + rows].iter().zip(&derived[base..]).zip(ids) {
                 for c in items::contribs(r, d).into_iter().flatten() {
                     items::add(items, c, id, r.ms_played);
                 }
@@ -365,12 +351,11 @@ impl SqlBatch {
                 }
                 (k + 1 < chunks.len()).then(|| bind_chunk(k + 1))
             };
-            let (ids, bound) =
-                tokio::join!(biased; insert_rows(&mut *conn, dialect, user_id, q, chunks[k].len()), prepare);
+            let (ids, bound) = tokio::join!(biased; insert_rows(&mut *conn, dialect, user_id, q, chunks[k].1), prepare);
             next = bound;
             let ids = ids?;
             if let (Some(first), Some(&got)) = (queued.first_id, ids.first()) {
-                let expected = first + (k * PLAY_ROWS_PER_INSERT) as i64;
+                let expected = first + chunks[k].0 as i64;
                 if got != expected {
                     return Err(SqlError::Corrupt(format!("new plays got ids from {got}, expected {expected}")));
                 }
@@ -446,6 +431,43 @@ impl Queued {
         existing.extend(keyed.into_iter().map(|(_, e)| e));
         Ok(())
     }
+}
+
+/// How `n` new plays are split into multi-row inserts: (first row, rows) of each. Full
+/// statements, then the rest in power-of-two sizes, so that every statement is one of a
+/// few prepared once per connection (preparing an odd-sized statement of thousands of
+/// parameters per chunk cost SQLite more than the extra round trips).
+fn statement_rows(n: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> =
+        (0..n / PLAY_ROWS_PER_INSERT).map(|k| (k * PLAY_ROWS_PER_INSERT, PLAY_ROWS_PER_INSERT)).collect();
+    let mut base = out.len() * PLAY_ROWS_PER_INSERT;
+    let mut rest = n - base;
+    while rest > 0 {
+        let rows = 1 << rest.ilog2();
+        out.push((base, rows));
+        base += rows;
+        rest -= rows;
+    }
+    out
+}
+
+/// The multi-row insert of `rows` plays (PostgreSQL returns their ids). Cached: a
+/// statement's text is built once per size.
+fn insert_plays_sql(dialect: Dialect, rows: usize) -> &'static str {
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<(bool, usize), &'static str>>> = OnceLock::new();
+    let pg = dialect == Dialect::Postgres;
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    cache.entry((pg, rows)).or_insert_with(|| {
+        let returning = if pg { " RETURNING id" } else { "" };
+        let sql = format!(
+            "INSERT INTO plays ({}) VALUES {}{returning}",
+            PLAY_WRITE_COLS.join(", "),
+            Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
+        );
+        // Leaked on purpose: at most one per size (see `statement_rows`), about a dozen.
+        Box::leak(sql.into_boxed_str())
+    })
 }
 
 /// Executes one multi-row insert of `n` plays and returns their ids, ascending.
@@ -639,4 +661,22 @@ pub(crate) async fn rebuild_in_tx(
     store_rules(conn, user_id, rules).await?;
     tracing::debug!(user_id, days = days.len(), items = items.len(), repaired = fixes.len(), "rebuilt rollups");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{statement_rows, PLAY_ROWS_PER_INSERT as FULL};
+
+    #[test]
+    fn new_plays_are_split_into_full_then_power_of_two_statements() {
+        assert_eq!(statement_rows(0), vec![]);
+        assert_eq!(statement_rows(1), vec![(0, 1)]);
+        assert_eq!(statement_rows(7), vec![(0, 4), (4, 2), (6, 1)]);
+        assert_eq!(statement_rows(2 * FULL + 6), vec![(0, FULL), (FULL, FULL), (2 * FULL, 4), (2 * FULL + 4, 2)]);
+        for n in [FULL - 1, FULL, 5_000] {
+            let rows = statement_rows(n);
+            assert_eq!(rows.iter().map(|r| r.1).sum::<usize>(), n);
+            assert!(rows.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "contiguous");
+        }
+    }
 }
