@@ -1,8 +1,8 @@
 //! Writing plays: the insert batch, rollup maintenance and rebuilds.
 
 use crate::codec::{
-    bind_play, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, Derived, Ph, Query, MAX_BINDS,
-    PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
+    bind_play, cached_sql, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, statement_rows, Derived, Ph,
+    Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
@@ -314,7 +314,7 @@ impl SqlBatch {
         // Ids are assigned in VALUES order. PostgreSQL returns them (sorted, they map to
         // the rows in order); on SQLite the statement's ids end at last_insert_rowid().
         let insert_sql = |rows: usize| insert_plays_sql(dialect, rows);
-        let chunks = statement_rows(queued.inserts.len());
+        let chunks = statement_rows(queued.inserts.len(), PLAY_ROWS_PER_INSERT);
         let derived = &queued.derived;
         // The statement of chunk `k`, with its rows bound.
         let bind_chunk = |k: usize| {
@@ -433,40 +433,15 @@ impl Queued {
     }
 }
 
-/// How `n` new plays are split into multi-row inserts: (first row, rows) of each. Full
-/// statements, then the rest in power-of-two sizes, so that every statement is one of a
-/// few prepared once per connection (preparing an odd-sized statement of thousands of
-/// parameters per chunk cost SQLite more than the extra round trips).
-fn statement_rows(n: usize) -> Vec<(usize, usize)> {
-    let mut out: Vec<(usize, usize)> =
-        (0..n / PLAY_ROWS_PER_INSERT).map(|k| (k * PLAY_ROWS_PER_INSERT, PLAY_ROWS_PER_INSERT)).collect();
-    let mut base = out.len() * PLAY_ROWS_PER_INSERT;
-    let mut rest = n - base;
-    while rest > 0 {
-        let rows = 1 << rest.ilog2();
-        out.push((base, rows));
-        base += rows;
-        rest -= rows;
-    }
-    out
-}
-
-/// The multi-row insert of `rows` plays (PostgreSQL returns their ids). Cached: a
-/// statement's text is built once per size.
+/// The multi-row insert of `rows` plays (PostgreSQL returns their ids).
 fn insert_plays_sql(dialect: Dialect, rows: usize) -> &'static str {
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<(bool, usize), &'static str>>> = OnceLock::new();
-    let pg = dialect == Dialect::Postgres;
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry((pg, rows)).or_insert_with(|| {
-        let returning = if pg { " RETURNING id" } else { "" };
-        let sql = format!(
+    cached_sql("insert plays", dialect, rows, || {
+        let returning = if dialect == Dialect::Postgres { " RETURNING id" } else { "" };
+        format!(
             "INSERT INTO plays ({}) VALUES {}{returning}",
             PLAY_WRITE_COLS.join(", "),
             Ph::new(dialect).values(rows, PLAY_WRITE_COLS.len())
-        );
-        // Leaked on purpose: at most one per size (see `statement_rows`), about a dozen.
-        Box::leak(sql.into_boxed_str())
+        )
     })
 }
 
@@ -661,22 +636,4 @@ pub(crate) async fn rebuild_in_tx(
     store_rules(conn, user_id, rules).await?;
     tracing::debug!(user_id, days = days.len(), items = items.len(), repaired = fixes.len(), "rebuilt rollups");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{statement_rows, PLAY_ROWS_PER_INSERT as FULL};
-
-    #[test]
-    fn new_plays_are_split_into_full_then_power_of_two_statements() {
-        assert_eq!(statement_rows(0), vec![]);
-        assert_eq!(statement_rows(1), vec![(0, 1)]);
-        assert_eq!(statement_rows(7), vec![(0, 4), (4, 2), (6, 1)]);
-        assert_eq!(statement_rows(2 * FULL + 6), vec![(0, FULL), (FULL, FULL), (2 * FULL, 4), (2 * FULL + 4, 2)]);
-        for n in [FULL - 1, FULL, 5_000] {
-            let rows = statement_rows(n);
-            assert_eq!(rows.iter().map(|r| r.1).sum::<usize>(), n);
-            assert!(rows.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "contiguous");
-        }
-    }
 }

@@ -253,6 +253,41 @@ pub(crate) fn parse_id(id: &str) -> SqlResult<i64> {
 // ---------------------------------------------------------------------------------------
 // SQL text
 
+/// How `n` rows are split into multi-row statements of at most `full` rows: (first row,
+/// rows) of each. Full statements, then the rest in power-of-two sizes, so that every
+/// statement is one of a few, prepared once per connection: preparing an odd-sized
+/// statement of thousands of parameters for every batch cost SQLite more than the few
+/// extra round trips.
+pub(crate) fn statement_rows(n: usize, full: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = (0..n / full).map(|k| (k * full, full)).collect();
+    let mut base = out.len() * full;
+    while base < n {
+        let rows = 1 << (n - base).ilog2();
+        out.push((base, rows));
+        base += rows;
+    }
+    out
+}
+
+/// The text of a multi-row statement (`what`, for `rows` rows), built once per process.
+/// Only for the sizes [`statement_rows`] produces: a few dozen statements in all, kept
+/// for the life of the process.
+pub(crate) fn cached_sql(
+    what: &'static str,
+    dialect: crate::Dialect,
+    rows: usize,
+    build: impl FnOnce() -> String,
+) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (&'static str, bool, usize);
+    static CACHE: OnceLock<Mutex<HashMap<Key, &'static str>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry((what, dialect == crate::Dialect::Postgres, rows))
+        .or_insert_with(|| Box::leak(build().into_boxed_str()))
+}
+
 /// Placeholder generator. SQLite gets anonymous `?` (textual order = bind order):
 /// numbered or named parameters cost SQLite a linear search per bind
 /// (`sqlite3_bind_parameter_name`), which makes multi-row statements with thousands of
@@ -308,6 +343,20 @@ impl Ph {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_split_into_full_then_power_of_two_statements() {
+        assert_eq!(statement_rows(0, 100), vec![]);
+        assert_eq!(statement_rows(1, 100), vec![(0, 1)]);
+        assert_eq!(statement_rows(7, 100), vec![(0, 4), (4, 2), (6, 1)]);
+        assert_eq!(statement_rows(206, 100), vec![(0, 100), (100, 100), (200, 4), (204, 2)]);
+        for n in [99, 100, 5_000] {
+            let rows = statement_rows(n, 100);
+            assert_eq!(rows.iter().map(|r| r.1).sum::<usize>(), n);
+            assert!(rows.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "contiguous");
+            assert!(rows.iter().all(|r| r.1 == 100 || r.1.is_power_of_two()));
+        }
+    }
     use chrono::TimeZone;
 
     #[test]

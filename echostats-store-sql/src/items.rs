@@ -7,7 +7,7 @@
 //! replacements can update the names precisely, and items whose first play went away are
 //! recomputed from the plays.
 
-use crate::codec::{Derived, Ph, MAX_BINDS};
+use crate::codec::{cached_sql, statement_rows, Derived, Ph, MAX_BINDS};
 use crate::error::SqlResult;
 use crate::Dialect;
 use echostats_core::model::PlayRecord;
@@ -153,23 +153,25 @@ pub(crate) async fn upsert_items(
         return Ok(());
     }
     let rows = items.sorted();
-    let per = MAX_BINDS / ITEM_COLS;
-    let tail = format!(
-        " ON CONFLICT (user_id, kind, key) DO UPDATE SET plays = item_totals.plays + excluded.plays, \
-         ms = item_totals.ms + excluded.ms, \
-         name = CASE WHEN {TAKE_FIRST} THEN excluded.name ELSE item_totals.name END, \
-         artist_name = CASE WHEN {TAKE_FIRST} THEN excluded.artist_name ELSE item_totals.artist_name END, \
-         first_id = CASE WHEN {TAKE_FIRST} THEN excluded.first_id ELSE item_totals.first_id END, \
-         spotify_id = CASE WHEN {TAKE_SID} THEN excluded.spotify_id ELSE item_totals.spotify_id END, \
-         sid_id = CASE WHEN {TAKE_SID} THEN excluded.sid_id ELSE item_totals.sid_id END"
-    );
-    for chunk in rows.chunks(per) {
-        let sql = format!(
-            "INSERT INTO item_totals (user_id, kind, key, name, artist_name, spotify_id, plays, ms, first_id, sid_id) VALUES {}{tail}",
-            Ph::new(dialect).values(chunk.len(), ITEM_COLS)
-        );
-        let mut q = sqlx::query(&sql).persistent(false);
-        for (kind, key, acc) in chunk {
+    let parts = statement_rows(rows.len(), MAX_BINDS / ITEM_COLS);
+    let statement = |(base, n): (usize, usize)| {
+        let sql = cached_sql("upsert items", dialect, n, || {
+            format!(
+                "INSERT INTO item_totals (user_id, kind, key, name, artist_name, spotify_id, plays, ms, first_id, sid_id) \
+                 VALUES {} ON CONFLICT (user_id, kind, key) DO UPDATE SET plays = item_totals.plays + excluded.plays, \
+                 ms = item_totals.ms + excluded.ms, \
+                 name = CASE WHEN {TAKE_FIRST} THEN excluded.name ELSE item_totals.name END, \
+                 artist_name = CASE WHEN {TAKE_FIRST} THEN excluded.artist_name ELSE item_totals.artist_name END, \
+                 first_id = CASE WHEN {TAKE_FIRST} THEN excluded.first_id ELSE item_totals.first_id END, \
+                 spotify_id = CASE WHEN {TAKE_SID} THEN excluded.spotify_id ELSE item_totals.spotify_id END, \
+                 sid_id = CASE WHEN {TAKE_SID} THEN excluded.sid_id ELSE item_totals.sid_id END",
+                Ph::new(dialect).values(n, ITEM_COLS)
+            )
+        });
+        let mut args = sqlx::any::AnyArguments::default();
+        sqlx::Arguments::reserve(&mut args, n * ITEM_COLS, 0);
+        let mut q = sqlx::query_with(sql, args);
+        for (kind, key, acc) in &rows[base..base + n] {
             q = q
                 .bind(user_id)
                 .bind(kind.code() as i64)
@@ -182,7 +184,16 @@ pub(crate) async fn upsert_items(
                 .bind(acc.first.as_ref().map(|f| f.0))
                 .bind(acc.sid.as_ref().map(|s| s.0));
         }
-        conn.execute(q).await?;
+        q
+    };
+    // Bind the next statement while the database runs this one (see the plays' inserts).
+    let mut next = parts.first().map(|p| statement(*p));
+    for k in 0..parts.len() {
+        let q = next.take().expect("statement bound in the previous round");
+        let bind_next = async { parts.get(k + 1).map(|p| statement(*p)) };
+        let (done, bound) = tokio::join!(biased; conn.execute(q), bind_next);
+        done?;
+        next = bound;
     }
     Ok(())
 }
