@@ -285,7 +285,7 @@ impl SqlBatch {
                 }
             }
         }
-        if dialect == Dialect::Postgres || self.items.len() > FLUSH_ITEMS {
+        if dialect == Dialect::Postgres {
             self.write_pending().await?;
         }
         if self.items.len() > FLUSH_ITEMS {
