@@ -179,9 +179,9 @@ impl PlayBatch for SqlBatch {
 }
 
 impl SqlBatch {
-    /// Writes the pending plays, then the pending rollup and item changes.
+    /// Writes the queued plays, then the pending rollup and item changes.
     async fn flush(&mut self) -> SqlResult<()> {
-        self.write_pending().await?;
+        self.write_queued().await?;
         let conn: &mut AnyConnection = &mut self.tx;
         apply_days(conn, self.dialect, &self.user_id, &self.days).await?;
         items::upsert_items(conn, self.dialect, &self.user_id, &self.items).await?;
@@ -243,7 +243,7 @@ impl SqlBatch {
                 plan.inserts.iter().zip(&plan.insert_keys).map(|(r, k)| Derived::from_keys(r, k.clone())).collect();
             (plan, derived)
         });
-        let (written, planned) = tokio::join!(self.write_pending(), planning);
+        let (written, planned) = tokio::join!(self.write_queued(), planning);
         written?;
         let (mut plan, derived) = planned.map_err(|e| SqlError::Crashed(format!("planning an insert: {e}")))?;
 
@@ -286,7 +286,7 @@ impl SqlBatch {
             }
         }
         if dialect == Dialect::Postgres {
-            self.write_pending().await?;
+            self.write_queued().await?;
         }
         if self.items.len() > FLUSH_ITEMS {
             self.flush().await?;
@@ -296,7 +296,7 @@ impl SqlBatch {
 
     /// Runs the queued writes: the replacements, then the new plays (multi-row inserts),
     /// counting the new plays' item totals.
-    async fn write_pending(&mut self) -> SqlResult<()> {
+    async fn write_queued(&mut self) -> SqlResult<()> {
         let queued = std::mem::take(&mut self.queued);
         let SqlBatch { tx, dialect, user_id, items, next_id, .. } = self;
         let conn: &mut AnyConnection = tx;
@@ -313,7 +313,6 @@ impl SqlBatch {
 
         // Ids are assigned in VALUES order. PostgreSQL returns them (sorted, they map to
         // the rows in order); on SQLite the statement's ids end at last_insert_rowid().
-        let insert_sql = |rows: usize| insert_plays_sql(dialect, rows);
         let chunks = statement_rows(queued.inserts.len(), PLAY_ROWS_PER_INSERT);
         let derived = &queued.derived;
         // The statement of chunk `k`, with its rows bound.
@@ -323,7 +322,7 @@ impl SqlBatch {
             // push at a time was a tenth of the import's time in memmove.
             let mut args = sqlx::any::AnyArguments::default();
             sqlx::Arguments::reserve(&mut args, rows * PLAY_WRITE_COLS.len(), 0);
-            let mut q = sqlx::query_with(insert_sql(rows), args);
+            let mut q = sqlx::query_with(insert_plays_sql(dialect, rows), args);
             for (r, d) in queued.inserts[base..base + rows].iter().zip(&derived[base..]) {
                 q = bind_play(q, user_id, r, d);
             }
