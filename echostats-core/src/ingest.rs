@@ -29,7 +29,9 @@ pub struct InsertPlan {
 
 struct Slot {
     id: Option<String>,
-    original: Option<(PlayRecord, PlayKeys)>,
+    /// Boxed: only the few stored records in the window have one, and every slot of a
+    /// chunk is moved around (a record and its keys are ~550 bytes).
+    original: Option<Box<(PlayRecord, PlayKeys)>>,
     record: PlayRecord,
     keys: PlayKeys,
 }
@@ -68,7 +70,7 @@ pub fn plan_insert_with(
         HashMap::with_capacity_and_hasher(2 * (existing.len() + incoming.len()), Default::default());
     for e in existing {
         let keys = e.record.keys(rules);
-        let original = Some((e.record.clone(), keys.clone()));
+        let original = Some(Box::new((e.record.clone(), keys.clone())));
         slots.push(Slot { id: Some(e.id), original, record: e.record, keys });
         file_slot(&mut by_key, &slots, slots.len() - 1);
     }
@@ -102,7 +104,12 @@ pub fn plan_insert_with(
             }
         }
     }
-    let mut plan = InsertPlan { outcome, ..InsertPlan::default() };
+    let mut plan = InsertPlan {
+        inserts: Vec::with_capacity(outcome.added as usize),
+        insert_keys: Vec::with_capacity(outcome.added as usize),
+        outcome,
+        ..InsertPlan::default()
+    };
     let items = deltas == PlanDeltas::DaysAndItems;
     for slot in slots {
         match (slot.id, slot.original) {
@@ -111,7 +118,8 @@ pub fn plan_insert_with(
                 plan.inserts.push(slot.record);
                 plan.insert_keys.push(slot.keys);
             }
-            (Some(id), Some((original, original_keys))) if original != slot.record => {
+            (Some(id), Some(original)) if original.0 != slot.record => {
+                let (original, original_keys) = *original;
                 plan.delta.add_counted(&original, &original_keys, -1, items);
                 plan.delta.add_counted(&slot.record, &slot.keys, 1, items);
                 plan.replacements.push((id, slot.record));
