@@ -354,6 +354,12 @@ struct FileParser<'s> {
     stopped: bool,
 }
 
+/// An empty chunk with room for `chunk_size` records (up to a bound, whatever a caller
+/// sets): grown by doubling instead, every chunk was copied about twice on its way.
+fn chunk_vec(chunk_size: usize) -> Vec<PlayRecord> {
+    Vec::with_capacity(chunk_size.min(16_384))
+}
+
 impl<'s> FileParser<'s> {
     fn new(name: &'s str, chunk_size: usize, sink: &'s mut dyn FnMut(ParseEvent) -> bool) -> Self {
         FileParser {
@@ -362,7 +368,7 @@ impl<'s> FileParser<'s> {
             sink,
             format: None,
             undecided: Vec::new(),
-            records: Vec::new(),
+            records: chunk_vec(chunk_size),
             rejected: Vec::new(),
             not_history: None,
             stopped: false,
@@ -381,7 +387,7 @@ impl<'s> FileParser<'s> {
         }
         let chunk = ParseEvent::Chunk {
             file: self.name.to_string(),
-            records: std::mem::take(&mut self.records),
+            records: std::mem::replace(&mut self.records, chunk_vec(self.chunk_size)),
             rejected: std::mem::take(&mut self.rejected),
         };
         self.emit(chunk)
