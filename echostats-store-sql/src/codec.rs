@@ -343,6 +343,7 @@ impl Ph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn rows_are_split_into_full_then_power_of_two_statements() {
@@ -357,7 +358,6 @@ mod tests {
             assert!(rows.iter().all(|r| r.1 == 100 || r.1.is_power_of_two()));
         }
     }
-    use chrono::TimeZone;
 
     #[test]
     fn ms_rounding() {
