@@ -19,12 +19,25 @@ pub struct InsertPlan {
     pub inserts: Vec<PlayRecord>,
     /// The keys of `inserts`, in the same order (computed once; stores reuse them).
     pub insert_keys: Vec<PlayKeys>,
-    /// Stored records to overwrite in place: (id, new record).
-    pub replacements: Vec<(String, PlayRecord)>,
+    /// Stored records to overwrite in place.
+    pub replacements: Vec<Replacement>,
     /// Counts for the caller.
     pub outcome: InsertOutcome,
     /// Changes to rollups and item totals.
     pub delta: RollupDelta,
+}
+
+/// A stored record the plan overwrites in place with a richer one of the same play.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replacement {
+    /// Id of the stored record (kept).
+    pub id: String,
+    /// The record as stored: a store that keeps per-play aggregates takes its
+    /// contributions back out (handed over so that stores need not keep a copy of the
+    /// window they read).
+    pub original: PlayRecord,
+    /// What it becomes.
+    pub record: PlayRecord,
 }
 
 struct Slot {
@@ -122,7 +135,7 @@ pub fn plan_insert_with(
                 let (original, original_keys) = *original;
                 plan.delta.add_counted(&original, &original_keys, -1, items);
                 plan.delta.add_counted(&slot.record, &slot.keys, 1, items);
-                plan.replacements.push((id, slot.record));
+                plan.replacements.push(Replacement { id, original, record: slot.record });
             }
             _ => {}
         }
@@ -534,7 +547,8 @@ mod tests {
         let merged = plan_insert(vec![], vec![poor, rich.clone()], &rules);
         assert_eq!(merged.outcome, InsertOutcome { added: 1, replaced: 0, duplicates: 1 });
         assert_eq!(merged.inserts, vec![rich]);
-        assert_eq!(plan.replacements[0].0, "7");
+        assert_eq!(plan.replacements[0].id, "7");
+        assert_eq!(plan.replacements[0].original.origin, PlayOrigin::AccountData);
         assert_eq!(plan.inserts.len(), 1);
         let day = plan.delta.days.values().next().unwrap();
         assert_eq!(day.total_plays(), 1, "replacement is -1 +1, new play +1");

@@ -5,7 +5,7 @@ use crate::error::{is_duplicate, MongoError, MongoResult};
 use crate::{MongoStore, META, PLAYS, ROLLUPS};
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use echostats_core::ingest::{plan_insert, RollupDelta};
+use echostats_core::ingest::{plan_insert, Replacement, RollupDelta};
 use echostats_core::model::{HistoryEntry, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::{InsertOutcome, PlayBatch};
@@ -221,7 +221,7 @@ impl MongoBatch {
         let mut delta = plan.delta;
 
         // Replacements: rewrite in place, same id.
-        for (id, record) in &plan.replacements {
+        for Replacement { id, record, .. } in &plan.replacements {
             let id: i64 = id.parse().map_err(|_| MongoError::Corrupt(format!("play id {id:?}")))?;
             let d = play_doc(id, user_id, record, &record.keys(&self.rules))?;
             plays_coll.replace_one(doc! { "u": user_id, "n": id }, d).session(&mut self.session).await?;

@@ -9,7 +9,7 @@ use crate::items::{self, Items};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use echostats_core::ingest::{plan_insert_with, PlanDeltas};
+use echostats_core::ingest::{plan_insert_with, PlanDeltas, Replacement};
 use echostats_core::model::{HistoryEntry, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::StoreHealth;
@@ -231,16 +231,15 @@ impl SqlBatch {
         }
         drop(rows);
         self.queued.overlay(&mut existing, &self.user_id, &window)?;
-        let originals: HashMap<String, PlayRecord> =
-            existing.iter().map(|e| (e.id.clone(), e.record.clone())).collect();
 
         let rules = self.rules.clone();
         let planning = tokio::task::spawn_blocking(move || {
             // Item totals are counted as plays are written, per play id (the plan's
             // item deltas carry no ids).
-            let plan = plan_insert_with(existing, plays, &rules, PlanDeltas::DaysOnly);
-            let derived: Vec<Derived> =
-                plan.inserts.iter().zip(&plan.insert_keys).map(|(r, k)| Derived::from_keys(r, k.clone())).collect();
+            let mut plan = plan_insert_with(existing, plays, &rules, PlanDeltas::DaysOnly);
+            // The keys move into the derived columns (nothing reads them after).
+            let keys = std::mem::take(&mut plan.insert_keys);
+            let derived: Vec<Derived> = plan.inserts.iter().zip(keys).map(|(r, k)| Derived::from_keys(r, k)).collect();
             (plan, derived)
         });
         let (written, planned) = tokio::join!(self.write_queued(), planning);
@@ -249,14 +248,12 @@ impl SqlBatch {
 
         // Replacements: rewritten in place, same id.
         let rules = &self.rules;
-        for (id, record) in std::mem::take(&mut plan.replacements) {
+        for Replacement { id, original, record } in std::mem::take(&mut plan.replacements) {
             let id_num = crate::codec::parse_id(&id)?;
-            let original =
-                originals.get(&id).ok_or_else(|| SqlError::Corrupt(format!("replacement of unknown play {id}")))?;
-            let d_old = Derived::of(original, rules);
+            let d_old = Derived::of(&original, rules);
             let d_new = Derived::of(&record, rules);
             let new_contribs = items::contribs(&record, &d_new);
-            for c in items::contribs(original, &d_old).into_iter().flatten() {
+            for c in items::contribs(&original, &d_old).into_iter().flatten() {
                 // The item keeps its first play (and Spotify id) only when the new record
                 // still belongs to it (and still has a Spotify id when the old one had).
                 let kept = new_contribs

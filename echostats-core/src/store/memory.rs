@@ -65,9 +65,9 @@ impl PlayBatch for MemoryBatch {
         let existing: Vec<HistoryEntry> =
             self.staged.iter().filter(|e| e.record.played_at >= lo && e.record.played_at <= hi).cloned().collect();
         let plan = plan_insert(existing, plays, &self.rules);
-        for (id, record) in plan.replacements {
-            if let Some(e) = self.staged.iter_mut().find(|e| e.id == id) {
-                e.record = record;
+        for replacement in plan.replacements {
+            if let Some(e) = self.staged.iter_mut().find(|e| e.id == replacement.id) {
+                e.record = replacement.record;
             }
         }
         for record in plan.inserts {
