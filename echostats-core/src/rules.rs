@@ -29,8 +29,10 @@ pub fn normalize_name(name: &str) -> String {
             out.push(' ');
         }
         if word.is_ascii() {
-            // Most names: no allocation per character.
-            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+            // Most names: copied whole and lowered in place, not pushed char by char.
+            let start = out.len();
+            out.push_str(word);
+            out[start..].make_ascii_lowercase();
         } else {
             for c in word.chars() {
                 out.extend(c.to_lowercase());
