@@ -372,10 +372,13 @@ where
     }
     let input = BufReader::with_capacity(
         READ_BUFFER_BYTES,
-        BudgetReader { inner: io::Cursor::new(head).chain(FailOnce(read_error)).chain(reader), budget: &budget },
+        BudgetReader { inner: head.as_slice().chain(FailOnce(read_error)).chain(reader), budget: &budget },
     );
     let mut de = serde_json::Deserializer::from_reader(input);
-    drive(&mut de, &budget, max_element_bytes, &mut on_element)
+    let streamed = drive(&mut de, &budget, max_element_bytes, &mut on_element);
+    drop(de);
+    SLICE_BUFFER.with(|b| *b.borrow_mut() = head);
+    streamed
 }
 
 /// A reader that returns its error once, then end of file.
