@@ -22,6 +22,11 @@ pub struct Cli {
     /// Whose data (one store can hold several people).
     #[arg(long, global = true, env = "ECHOSTATS_USER", default_value = "local")]
     pub user: String,
+    /// What to log on stderr: a level (error, warn, info, debug, trace) or a tracing
+    /// filter such as `warn,echostats_store_sql=debug` (default: warnings; `serve` also
+    /// logs each request)
+    #[arg(long, global = true, env = "ECHOSTATS_LOG", value_parser = parse_log_filter)]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -195,6 +200,15 @@ pub struct ServeArgs {
 
 fn parse_period(s: &str) -> Result<Period, String> {
     s.parse().map_err(|e: echostats::Error| e.to_string())
+}
+
+/// Checks a log filter here, so that a typo is an error that says what is wrong rather
+/// than a silently different log.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a level or tracing filter: {e}"))
 }
 
 fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {

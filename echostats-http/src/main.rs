@@ -17,10 +17,9 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Serve(_) => "warn,echostats_http=info",
         _ => "warn",
     };
+    let filter = cli.log.as_deref().unwrap_or(default_filter);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ECHOSTATS_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -95,6 +95,27 @@ fn unknown_period_and_zone_are_clear_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("IANA"));
     let o = echostats(&db, &["import", "/does/not/exist.zip"]);
     assert!(!o.status.success());
+    let o = echostats(&db, &["--log", "warn,[unclosed", "report"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a level or tracing filter"), "{o:?}");
+}
+
+#[test]
+fn log_option_sets_what_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("e.db");
+    let quiet = echostats(&db, &["report", "--format", "json"]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "warnings only by default: {}", String::from_utf8_lossy(&quiet.stderr));
+    // The option and its variable say the same; sqlx logs each statement at debug.
+    let flag = echostats(&db, &["--log", "debug", "report", "--format", "json"]);
+    let mut env = Command::new(env!("CARGO_BIN_EXE_echostats"));
+    env.arg("--database-url").arg(format!("sqlite://{}", db.display())).args(["report", "--format", "json"]);
+    let env = env.env("ECHOSTATS_LOG", "debug").env_remove("ECHOSTATS_DATABASE_URL").output().unwrap();
+    for o in [&flag, &env] {
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("DEBUG"), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 /// A MongoDB database of its own for one test, dropped when the test ends (passed or not).
