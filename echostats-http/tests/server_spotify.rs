@@ -52,6 +52,19 @@ struct FakeState {
     artist_genres: HashMap<String, Vec<String>>,
     /// Artist lookups answer 429 (a quota error with a long `Retry-After`).
     artists_rate_limited: bool,
+    /// `GET /v1/me/player` and `/v1/me/player/queue` answer these; 204 (no active device)
+    /// when `None`.
+    playback: Option<Value>,
+    queue: Option<Value>,
+    /// Player commands other than play (pause, next, previous): method, path and
+    /// `Content-Length` of each.
+    commands: Vec<(String, String, Option<String>)>,
+    /// The error player commands answer with (status, Spotify's error body).
+    command_error: Option<(u16, Value)>,
+    /// Query of each library and browse call, by path.
+    queries: Vec<(String, HashMap<String, String>)>,
+    /// Browse answers 404, as for development-mode apps since Feb 2026.
+    browse_removed: bool,
 }
 
 #[derive(Default)]
@@ -162,15 +175,23 @@ fn playlists(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, Str
     json_response(200, json!({"items": items, "total": all.len(), "limit": limit, "offset": offset}))
 }
 
+/// A track object as Spotify sends it, with its album and artists (since Feb 2026 without
+/// `popularity` for development-mode apps).
+fn track_json(track_id: &str, name: &str, artist: (&str, &str), album: &str, duration_ms: i64) -> Value {
+    json!({"id": track_id, "name": name, "type": "track", "duration_ms": duration_ms, "explicit": false,
+           "uri": format!("spotify:track:{track_id}"),
+           "artists": [{"id": artist.0, "name": artist.1, "type": "artist", "uri": format!("spotify:artist:{}", artist.0)}],
+           "album": {"id": format!("album-{track_id}"), "name": album, "album_type": "album", "total_tracks": 10,
+                     "release_date": "2000-10-02", "release_date_precision": "day", "type": "album",
+                     "artists": [{"id": artist.0, "name": artist.1, "type": "artist"}],
+                     "images": [{"url": "https://i.scdn.co/image/cover", "height": 640, "width": 640},
+                                {"url": "https://i.scdn.co/image/cover-small", "height": 64, "width": 64}]}})
+}
+
 /// A recently-played item as Spotify sends it: the track with its album and artists.
 fn recent_item(track_id: &str, name: &str, artist: (&str, &str), played_at: chrono::DateTime<chrono::Utc>) -> Value {
     json!({
-        "track": {"id": track_id, "name": name, "type": "track", "duration_ms": 250000,
-                  "uri": format!("spotify:track:{track_id}"),
-                  "artists": [{"id": artist.0, "name": artist.1, "type": "artist"}],
-                  "album": {"id": format!("album-{track_id}"), "name": format!("{name} (album)"), "album_type": "album",
-                            "artists": [{"id": artist.0, "name": artist.1, "type": "artist"}],
-                            "images": [{"url": "https://i.scdn.co/image/cover", "height": 640, "width": 640}]}},
+        "track": track_json(track_id, name, artist, &format!("{name} (album)"), 250000),
         "played_at": played_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "context": {"type": "album", "uri": format!("spotify:album:album-{track_id}")}
     })
@@ -240,12 +261,132 @@ fn devices(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
     r
 }
 
+/// `Some` answer as JSON, `None` as Spotify's 204 without a body.
+fn json_or_no_content(answer: Option<Value>) -> Response {
+    match answer {
+        Some(v) => json_response(200, v),
+        None => Response::builder().status(PoemStatus::NO_CONTENT).finish(),
+    }
+}
+
 #[handler]
 fn player(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
     if let Some(r) = fake.reject(req) {
         return r;
     }
-    Response::builder().status(PoemStatus::NO_CONTENT).finish()
+    json_or_no_content(fake.0 .0.lock().unwrap().playback.clone())
+}
+
+#[handler]
+fn queue(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    json_or_no_content(fake.0 .0.lock().unwrap().queue.clone())
+}
+
+/// `PUT /v1/me/player/pause`, `POST /v1/me/player/next` and `/previous`.
+#[handler]
+fn command(fake: Data<&Arc<Fake>>, req: &Request) -> Response {
+    if let Some(r) = fake.reject(req) {
+        return r;
+    }
+    let mut s = fake.0 .0.lock().unwrap();
+    let length = req.headers().get("content-length").and_then(|v| v.to_str().ok()).map(String::from);
+    s.commands.push((req.method().to_string(), req.uri().path().to_string(), length));
+    command_answer(&s)
+}
+
+/// What a player command answers: the configured refusal, or 204.
+fn command_answer(s: &FakeState) -> Response {
+    match s.command_error.clone() {
+        Some((status, body)) => json_response(status, body),
+        None => Response::builder().status(PoemStatus::NO_CONTENT).finish(),
+    }
+}
+
+/// Records the query of a library or browse call; `Some(404)` when browse is removed.
+fn library_call(fake: &Fake, req: &Request, q: HashMap<String, String>) -> Option<Response> {
+    if let Some(r) = fake.reject(req) {
+        return Some(r);
+    }
+    let mut s = fake.0.lock().unwrap();
+    let path = req.uri().path().to_string();
+    let removed = s.browse_removed && path.starts_with("/v1/browse/");
+    s.queries.push((path, q));
+    removed.then(|| api_error(404, "Not found."))
+}
+
+#[handler]
+fn following(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = library_call(&fake, req, q.0) {
+        return r;
+    }
+    // Cursor-paged, under `artists`. The second artist has no `followers`, as for
+    // development-mode apps since Feb 2026.
+    json_response(
+        200,
+        json!({"artists": {
+            "href": "https://api.spotify.com/v1/me/following?type=artist&limit=2",
+            "items": [
+                {"id": RADIOHEAD.0, "name": RADIOHEAD.1, "type": "artist", "genres": ["art rock", "alternative rock"],
+                 "followers": {"href": null, "total": 8500000},
+                 "images": [{"url": "https://i.scdn.co/image/radiohead", "height": 640, "width": 640}],
+                 "uri": format!("spotify:artist:{}", RADIOHEAD.0)},
+                {"id": PORTISHEAD.0, "name": PORTISHEAD.1, "type": "artist", "genres": [], "images": [],
+                 "uri": format!("spotify:artist:{}", PORTISHEAD.0)}
+            ],
+            "limit": 2, "next": "https://api.spotify.com/v1/me/following?type=artist&after=x", "total": 142,
+            "cursors": {"after": PORTISHEAD.0}
+        }}),
+    )
+}
+
+#[handler]
+fn saved_albums(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = library_call(&fake, req, q.0) {
+        return r;
+    }
+    let album = track_json("1", "x", RADIOHEAD, "Kid A", 1)["album"].clone();
+    json_response(
+        200,
+        json!({"href": "https://api.spotify.com/v1/me/albums", "limit": 1, "offset": 1, "total": 3,
+               "next": "https://api.spotify.com/v1/me/albums?offset=2&limit=1", "previous": null,
+               "items": [{"added_at": "2024-05-01T12:00:00Z", "album": album}]}),
+    )
+}
+
+#[handler]
+fn new_releases(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = library_call(&fake, req, q.0) {
+        return r;
+    }
+    json_response(
+        200,
+        json!({"albums": {"href": "https://api.spotify.com/v1/browse/new-releases", "limit": 20, "offset": 0,
+                          "total": 100, "next": null, "previous": null,
+                          "items": [{"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A Mnesia", "album_type": "compilation",
+                                     "total_tracks": 34, "release_date": "2021-11-05", "release_date_precision": "day",
+                                     "artists": [{"id": RADIOHEAD.0, "name": RADIOHEAD.1, "type": "artist"},
+                                                 {"id": PORTISHEAD.0, "name": PORTISHEAD.1, "type": "artist"}],
+                                     "images": [{"url": "https://i.scdn.co/image/mnesia", "height": 640, "width": 640}],
+                                     "type": "album"}]}}),
+    )
+}
+
+#[handler]
+fn categories(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = library_call(&fake, req, q.0) {
+        return r;
+    }
+    json_response(
+        200,
+        json!({"categories": {"href": "https://api.spotify.com/v1/browse/categories", "limit": 50, "offset": 0,
+                              "total": 1, "next": null, "previous": null,
+                              "items": [{"href": "https://api.spotify.com/v1/browse/categories/toplists",
+                                         "id": "toplists", "name": "Top Lists",
+                                         "icons": [{"url": "https://t.scdn.co/media/toplists.jpg", "height": 275, "width": 275}]}]}}),
+    )
 }
 
 #[handler]
@@ -254,8 +395,9 @@ async fn play(fake: Data<&Arc<Fake>>, req: &Request, body: Vec<u8>) -> Response 
         return r;
     }
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    fake.0 .0.lock().unwrap().plays.push((req.uri().query().unwrap_or("").to_string(), body));
-    Response::builder().status(PoemStatus::NO_CONTENT).finish()
+    let mut s = fake.0 .0.lock().unwrap();
+    s.plays.push((req.uri().query().unwrap_or("").to_string(), body));
+    command_answer(&s)
 }
 
 /// Starts the fake; returns its base URL and state.
@@ -281,6 +423,14 @@ async fn fake_spotify(expires_in: i64) -> (String, Arc<Fake>) {
         .at("/v1/me/player/devices", get(devices))
         .at("/v1/me/player", get(player))
         .at("/v1/me/player/play", poem::put(play))
+        .at("/v1/me/player/queue", get(queue))
+        .at("/v1/me/player/pause", poem::put(command))
+        .at("/v1/me/player/next", post(command))
+        .at("/v1/me/player/previous", post(command))
+        .at("/v1/me/following", get(following))
+        .at("/v1/me/albums", get(saved_albums))
+        .at("/v1/browse/new-releases", get(new_releases))
+        .at("/v1/browse/categories", get(categories))
         .at("/v1/artists/:id", get(artist_lookup))
         .data(fake.clone());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
@@ -669,6 +819,174 @@ async fn withdrawn_routes_answer_the_documented_empty_shapes() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let anon = s.get("/api/v1/recommendations", None).await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn player_state_and_queue_are_mapped_from_spotify_answers() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let playing = track_json("2kRFrWaLWifQkBFasAWgMo", "Everything In Its Right Place", RADIOHEAD, "Kid A", 250000);
+    s.fake.0.lock().unwrap().playback = Some(json!({
+        "device": {"id": "abc123", "is_active": true, "is_private_session": false, "is_restricted": false,
+                   "name": "MacBook Pro", "type": "Computer", "volume_percent": 65, "supports_volume": true},
+        "shuffle_state": false, "smart_shuffle": false, "repeat_state": "off", "timestamp": 1700000000000_i64,
+        "context": null, "progress_ms": 120000, "item": playing, "currently_playing_type": "track",
+        "actions": {"disallows": {"resuming": true}}, "is_playing": true
+    }));
+    let current = s.get("/api/v1/player/current", Some(&session)).await;
+    assert_eq!(current.status, StatusCode::OK, "{}", current.body);
+    assert_eq!(
+        current.body,
+        json!({"is_playing": true, "track_name": "Everything In Its Right Place", "artist_name": "Radiohead",
+               "album_name": "Kid A", "album_image": "https://i.scdn.co/image/cover",
+               "track_id": "2kRFrWaLWifQkBFasAWgMo", "duration_ms": 250000, "progress_ms": 120000,
+               "device": "MacBook Pro", "shuffle": false, "repeat": "off"})
+    );
+    // An active device with nothing Spotify will show (an ad, a private session).
+    s.fake.0.lock().unwrap().playback = Some(json!({"is_playing": true, "item": null, "currently_playing_type": "ad"}));
+    assert_eq!(s.get("/api/v1/player/current", Some(&session)).await.body, json!({"is_playing": false}));
+
+    // The queue: tracks and episodes (an episode's show stands for artist and album), at
+    // most 20 of Spotify's items.
+    let episode = json!({"id": "ep1", "name": "Ep. 1: Machines", "type": "episode", "duration_ms": 3600000,
+                         "images": [{"url": "https://i.scdn.co/image/ep1", "height": 640, "width": 640}],
+                         "show": {"id": "show1", "name": "Daily Radio", "publisher": "Radio", "type": "show"}});
+    let mut next = vec![track_json("6LgJvl0Xdtc73RJ1mZoUnj", "Kid A", RADIOHEAD, "Kid A", 280000), episode];
+    next.extend((0..23).map(|i| track_json(&format!("t{i}"), &format!("Track {i}"), PORTISHEAD, "Dummy", 200000)));
+    s.fake.0.lock().unwrap().queue = Some(json!({"currently_playing": playing, "queue": next}));
+    let q = s.get("/api/v1/player/queue", Some(&session)).await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.body);
+    assert_eq!(
+        q.body["currently_playing"],
+        json!({"id": "2kRFrWaLWifQkBFasAWgMo", "name": "Everything In Its Right Place", "artist": "Radiohead",
+               "album": "Kid A", "image": "https://i.scdn.co/image/cover", "duration_ms": 250000})
+    );
+    let items = q.body["queue"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert_eq!(items[0]["id"], "6LgJvl0Xdtc73RJ1mZoUnj");
+    assert_eq!(
+        items[1],
+        json!({"id": "ep1", "name": "Ep. 1: Machines", "artist": "Daily Radio", "album": "Daily Radio",
+               "image": "https://i.scdn.co/image/ep1", "duration_ms": 3600000})
+    );
+    assert_eq!(items[19]["name"], "Track 17");
+    // Nothing plays: Spotify's 204.
+    s.fake.0.lock().unwrap().queue = None;
+    let empty = s.get("/api/v1/player/queue", Some(&session)).await;
+    assert_eq!((empty.status, empty.body), (StatusCode::OK, json!({"currently_playing": null, "queue": []})));
+}
+
+#[tokio::test]
+async fn player_commands_reach_spotify_and_its_refusals_say_why() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let post = |path: &'static str| s.call(reqwest::Method::POST, path, Some(&session), None);
+    for (path, status) in [
+        ("/api/v1/player/pause", "paused"),
+        ("/api/v1/player/next", "skipped"),
+        ("/api/v1/player/previous", "skipped_back"),
+    ] {
+        let a = post(path).await;
+        assert_eq!((a.status, a.body), (StatusCode::OK, json!({"status": status})), "{path}");
+    }
+    // Spotify's methods, with the empty body's length it asks for.
+    let zero = Some("0".to_string());
+    assert_eq!(
+        s.fake.0.lock().unwrap().commands,
+        vec![
+            ("PUT".into(), "/v1/me/player/pause".into(), zero.clone()),
+            ("POST".into(), "/v1/me/player/next".into(), zero.clone()),
+            ("POST".into(), "/v1/me/player/previous".into(), zero),
+        ]
+    );
+
+    let refuse = |status: u16, message: &str, reason: &str| {
+        s.fake.0.lock().unwrap().command_error =
+            Some((status, json!({"error": {"status": status, "message": message, "reason": reason}})));
+    };
+    // A free account.
+    refuse(403, "Player command failed: Premium required", "PREMIUM_REQUIRED");
+    let a = post("/api/v1/player/pause").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.body["detail"].as_str().unwrap().starts_with("Playback control needs Spotify Premium"), "{}", a.body);
+    // A state that forbids the command.
+    refuse(403, "Player command failed: Restriction violated", "NO_PREV_TRACK");
+    let a = post("/api/v1/player/previous").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.body["detail"].as_str().unwrap().contains("NO_PREV_TRACK"), "{}", a.body);
+    // No device to command.
+    refuse(404, "Player command failed: No active device found", "NO_ACTIVE_DEVICE");
+    let a = post("/api/v1/player/next").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert!(a.body["detail"].as_str().unwrap().starts_with("No active Spotify device"), "{}", a.body);
+    let a = post("/api/v1/player/play").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "play goes the same way: {}", a.body);
+    // Spotify failing is still a bad gateway.
+    refuse(500, "Server error", "UNKNOWN");
+    assert_eq!(post("/api/v1/player/next").await.status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn library_and_browse_are_mapped_from_spotify_pages() {
+    let s = setup(3600).await;
+    let session = s.sign_in().await;
+    let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+
+    let f = s.get("/api/v1/library/followed-artists?limit=2", Some(&session)).await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.body);
+    assert_eq!(
+        f.body,
+        json!({"items": [
+                   {"id": RADIOHEAD.0, "name": "Radiohead", "image": "https://i.scdn.co/image/radiohead",
+                    "followers": 8500000, "genres": ["art rock", "alternative rock"]},
+                   {"id": PORTISHEAD.0, "name": "Portishead", "image": null, "followers": null, "genres": []}],
+               "total": 142})
+    );
+
+    let a = s.get("/api/v1/library/saved-albums?limit=1&offset=1", Some(&session)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.body,
+        json!({"items": [{"id": "album-1", "name": "Kid A", "artists": "Radiohead",
+                          "image": "https://i.scdn.co/image/cover", "release_date": "2000-10-02",
+                          "total_tracks": 10, "added_at": "2024-05-01T12:00:00+00:00"}],
+               "total": 3, "limit": 1, "offset": 1})
+    );
+
+    let n = s.get("/api/v1/browse/new-releases?limit=5", Some(&session)).await;
+    assert_eq!(n.status, StatusCode::OK, "{}", n.body);
+    assert_eq!(
+        n.body,
+        json!({"items": [{"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A Mnesia", "artists": "Radiohead, Portishead",
+                          "image": "https://i.scdn.co/image/mnesia", "release_date": "2021-11-05",
+                          "total_tracks": 34, "type": "compilation"}]})
+    );
+    let c = s.get("/api/v1/browse/categories", Some(&session)).await;
+    assert_eq!(
+        (c.status, c.body),
+        (
+            StatusCode::OK,
+            json!({"items": [{"id": "toplists", "name": "Top Lists", "image": "https://t.scdn.co/media/toplists.jpg"}]})
+        )
+    );
+    assert_eq!(
+        s.fake.0.lock().unwrap().queries,
+        vec![
+            ("/v1/me/following".to_string(), query(&[("type", "artist"), ("limit", "2")])),
+            ("/v1/me/albums".to_string(), query(&[("limit", "1"), ("offset", "1")])),
+            ("/v1/browse/new-releases".to_string(), query(&[("limit", "5")])),
+            ("/v1/browse/categories".to_string(), query(&[("limit", "50")])),
+        ]
+    );
+
+    // Removed for development-mode apps (Feb 2026): the documented empty lists.
+    s.fake.0.lock().unwrap().browse_removed = true;
+    for path in ["/api/v1/browse/new-releases", "/api/v1/browse/categories"] {
+        let r = s.get(path, Some(&session)).await;
+        assert_eq!((r.status, r.body), (StatusCode::OK, json!({"items": []})), "{path}");
+    }
 }
 
 #[tokio::test]

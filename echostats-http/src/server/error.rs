@@ -86,6 +86,10 @@ impl ApiError {
     pub fn unauthenticated() -> Self {
         ApiError::Unauthorized(detail("Not authenticated"))
     }
+    /// 403 with a message.
+    pub fn forbidden(why: impl Into<String>) -> Self {
+        ApiError::Forbidden(detail(why))
+    }
     /// 404 with a message.
     pub fn not_found(what: impl Into<String>) -> Self {
         ApiError::NotFound(detail(what))

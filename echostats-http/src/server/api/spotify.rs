@@ -51,6 +51,34 @@ fn withdrawn_as_empty<T>(r: echostats::Result<Vec<T>>, what: &str) -> Result<Vec
     }
 }
 
+/// Sends a player command. Spotify refuses commands it cannot carry out with 403 (a free
+/// account: `PREMIUM_REQUIRED`; or a state that forbids it, such as `NO_PREV_TRACK`) and
+/// with 404 when no device is active: those are answers for the user, not a failing
+/// Spotify, so they pass on as 403 and 404 with Spotify's reason.
+async fn player_command(
+    state: &AppState,
+    user: &CurrentUser,
+    method: Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<&serde_json::Value>,
+) -> Result<(), ApiError> {
+    let (client, token) = access_token(state, user.id()).await?;
+    match client.command(user.id(), &token, method, path, query, body).await {
+        Ok(()) => Ok(()),
+        Err(Error::Spotify { status: 403, message }) if message.contains("PREMIUM_REQUIRED") => {
+            Err(ApiError::forbidden(format!("Playback control needs Spotify Premium (Spotify: {message})")))
+        }
+        Err(Error::Spotify { status: 403, message }) => {
+            Err(ApiError::forbidden(format!("Spotify refused the player command: {message}")))
+        }
+        Err(Error::Spotify { status: 404, message }) => Err(ApiError::not_found(format!(
+            "No active Spotify device: start playing on one of your devices first (Spotify: {message})"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub struct PlaylistsApi;
 
 #[OpenApi(tag = "ApiTags::Playlists")]
@@ -130,9 +158,8 @@ impl PlayerApi {
             spotify_body.insert("uris".into(), u.into());
         }
         let query: Vec<(&str, String)> = play.device_id.map(|d| ("device_id", d)).into_iter().collect();
-        let (client, token) = access_token(&state, user.id()).await?;
         let body = (!spotify_body.is_empty()).then_some(serde_json::Value::Object(spotify_body));
-        client.command(user.id(), &token, Method::PUT, "/v1/me/player/play", &query, body.as_ref()).await?;
+        player_command(&state, &user, Method::PUT, "/v1/me/player/play", &query, body.as_ref()).await?;
         Ok(status("playing"))
     }
 
@@ -143,16 +170,14 @@ impl PlayerApi {
         state: Data<&Arc<AppState>>,
         user: CurrentUser,
     ) -> Result<Json<crate::dto::Status>, ApiError> {
-        let (client, token) = access_token(&state, user.id()).await?;
-        client.command(user.id(), &token, Method::PUT, "/v1/me/player/pause", &[], None).await?;
+        player_command(&state, &user, Method::PUT, "/v1/me/player/pause", &[], None).await?;
         Ok(status("paused"))
     }
 
     /// Skips to the next track (Spotify Premium).
     #[oai(path = "/api/v1/player/next", method = "post")]
     async fn next(&self, state: Data<&Arc<AppState>>, user: CurrentUser) -> Result<Json<crate::dto::Status>, ApiError> {
-        let (client, token) = access_token(&state, user.id()).await?;
-        client.command(user.id(), &token, Method::POST, "/v1/me/player/next", &[], None).await?;
+        player_command(&state, &user, Method::POST, "/v1/me/player/next", &[], None).await?;
         Ok(status("skipped"))
     }
 
@@ -163,8 +188,7 @@ impl PlayerApi {
         state: Data<&Arc<AppState>>,
         user: CurrentUser,
     ) -> Result<Json<crate::dto::Status>, ApiError> {
-        let (client, token) = access_token(&state, user.id()).await?;
-        client.command(user.id(), &token, Method::POST, "/v1/me/player/previous", &[], None).await?;
+        player_command(&state, &user, Method::POST, "/v1/me/player/previous", &[], None).await?;
         Ok(status("skipped_back"))
     }
 }
