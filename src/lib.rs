@@ -16,6 +16,8 @@
 
 pub use echostats_core::*;
 
+pub use echostats_store_sql::sqlite_allocator;
+
 use echostats_core::store::{MemoryStore, Store};
 use std::sync::Arc;
 

@@ -76,8 +76,16 @@ fn read_export(py: Python<'_>, path: PathBuf) -> PyResult<PyTable> {
     table(batch)
 }
 
+/// mimalloc for the module's Rust allocations, and SQLite's (set when the module loads,
+/// before any store opens): reading a history hands every row from SQLite's thread to
+/// the decoding one, which the C library's malloc handles badly. A million plays read in
+/// 3.8-4.2 s instead of 6.6 s (see `echostats::sqlite_allocator`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _echostats(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    echostats::sqlite_allocator::use_mimalloc();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<store::Store>()?;

@@ -22,6 +22,7 @@ mod codec;
 mod error;
 mod items;
 mod ops;
+pub mod sqlite_allocator;
 mod store;
 
 use crate::error::{SqlError, SqlResult};
