@@ -78,8 +78,8 @@ fn read_export(py: Python<'_>, path: PathBuf) -> PyResult<PyTable> {
 
 /// mimalloc for the module's Rust allocations, and SQLite's (set when the module loads,
 /// before any store opens): reading a history hands every row from SQLite's thread to
-/// the decoding one, which the C library's malloc handles badly. A million plays read in
-/// 3.8-4.2 s instead of 6.6 s (see `echostats::sqlite_allocator`).
+/// the decoding one, which the C library's malloc handles badly. `history()` of 984k
+/// plays took 5.3-6.2 s instead of 7.1-13.3 s (see `echostats::sqlite_allocator`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
