@@ -305,28 +305,24 @@ fn command_answer(s: &FakeState) -> Response {
     }
 }
 
-/// Records the query of a library or browse call; `Some(404)` when browse is removed.
-fn library_call(fake: &Fake, req: &Request, q: HashMap<String, String>) -> Option<Response> {
-    if let Some(r) = fake.reject(req) {
-        return Some(r);
-    }
-    let mut s = fake.0.lock().unwrap();
-    let path = req.uri().path().to_string();
-    let removed = s.browse_removed && path.starts_with("/v1/browse/");
-    s.queries.push((path, q));
-    removed.then(|| api_error(404, "Not found."))
-}
-
+/// The library and browse pages (`GET /v1/me/following`, `/v1/me/albums`,
+/// `/v1/browse/new-releases`, `/v1/browse/categories`): the query is recorded; browse
+/// answers 404 when removed.
 #[handler]
-fn following(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = library_call(&fake, req, q.0) {
+fn library(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = fake.reject(req) {
         return r;
     }
-    // Cursor-paged, under `artists`. The second artist has no `followers`, as for
-    // development-mode apps since Feb 2026.
-    json_response(
-        200,
-        json!({"artists": {
+    let path = req.uri().path().to_string();
+    let mut s = fake.0 .0.lock().unwrap();
+    s.queries.push((path.clone(), q.0));
+    if s.browse_removed && path.starts_with("/v1/browse/") {
+        return api_error(404, "Not found.");
+    }
+    let page = match path.as_str() {
+        // Cursor-paged, under `artists`. The second artist has no `followers`, as for
+        // development-mode apps since Feb 2026.
+        "/v1/me/following" => json!({"artists": {
             "href": "https://api.spotify.com/v1/me/following?type=artist&limit=2",
             "items": [
                 {"id": RADIOHEAD.0, "name": RADIOHEAD.1, "type": "artist", "genres": ["art rock", "alternative rock"],
@@ -339,54 +335,30 @@ fn following(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, Str
             "limit": 2, "next": "https://api.spotify.com/v1/me/following?type=artist&after=x", "total": 142,
             "cursors": {"after": PORTISHEAD.0}
         }}),
-    )
-}
-
-#[handler]
-fn saved_albums(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = library_call(&fake, req, q.0) {
-        return r;
-    }
-    let album = track_json("1", "x", RADIOHEAD, "Kid A", 1)["album"].clone();
-    json_response(
-        200,
-        json!({"href": "https://api.spotify.com/v1/me/albums", "limit": 1, "offset": 1, "total": 3,
-               "next": "https://api.spotify.com/v1/me/albums?offset=2&limit=1", "previous": null,
-               "items": [{"added_at": "2024-05-01T12:00:00Z", "album": album}]}),
-    )
-}
-
-#[handler]
-fn new_releases(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = library_call(&fake, req, q.0) {
-        return r;
-    }
-    json_response(
-        200,
-        json!({"albums": {"href": "https://api.spotify.com/v1/browse/new-releases", "limit": 20, "offset": 0,
-                          "total": 100, "next": null, "previous": null,
-                          "items": [{"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A Mnesia", "album_type": "compilation",
-                                     "total_tracks": 34, "release_date": "2021-11-05", "release_date_precision": "day",
-                                     "artists": [{"id": RADIOHEAD.0, "name": RADIOHEAD.1, "type": "artist"},
-                                                 {"id": PORTISHEAD.0, "name": PORTISHEAD.1, "type": "artist"}],
-                                     "images": [{"url": "https://i.scdn.co/image/mnesia", "height": 640, "width": 640}],
-                                     "type": "album"}]}}),
-    )
-}
-
-#[handler]
-fn categories(fake: Data<&Arc<Fake>>, req: &Request, q: Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = library_call(&fake, req, q.0) {
-        return r;
-    }
-    json_response(
-        200,
-        json!({"categories": {"href": "https://api.spotify.com/v1/browse/categories", "limit": 50, "offset": 0,
-                              "total": 1, "next": null, "previous": null,
-                              "items": [{"href": "https://api.spotify.com/v1/browse/categories/toplists",
-                                         "id": "toplists", "name": "Top Lists",
-                                         "icons": [{"url": "https://t.scdn.co/media/toplists.jpg", "height": 275, "width": 275}]}]}}),
-    )
+        "/v1/me/albums" => json!({
+            "href": "https://api.spotify.com/v1/me/albums", "limit": 1, "offset": 1, "total": 3,
+            "next": "https://api.spotify.com/v1/me/albums?offset=2&limit=1", "previous": null,
+            "items": [{"added_at": "2024-05-01T12:00:00Z", "album": track_json("1", "x", RADIOHEAD, "Kid A", 1)["album"]}]
+        }),
+        "/v1/browse/new-releases" => json!({"albums": {
+            "href": "https://api.spotify.com/v1/browse/new-releases", "limit": 20, "offset": 0, "total": 100,
+            "next": null, "previous": null,
+            "items": [{"id": "6GjwtEZcfenmof6l18N7T7", "name": "Kid A Mnesia", "album_type": "compilation",
+                       "total_tracks": 34, "release_date": "2021-11-05", "release_date_precision": "day",
+                       "artists": [{"id": RADIOHEAD.0, "name": RADIOHEAD.1, "type": "artist"},
+                                   {"id": PORTISHEAD.0, "name": PORTISHEAD.1, "type": "artist"}],
+                       "images": [{"url": "https://i.scdn.co/image/mnesia", "height": 640, "width": 640}],
+                       "type": "album"}]
+        }}),
+        _ => json!({"categories": {
+            "href": "https://api.spotify.com/v1/browse/categories", "limit": 50, "offset": 0, "total": 1,
+            "next": null, "previous": null,
+            "items": [{"href": "https://api.spotify.com/v1/browse/categories/toplists", "id": "toplists",
+                       "name": "Top Lists",
+                       "icons": [{"url": "https://t.scdn.co/media/toplists.jpg", "height": 275, "width": 275}]}]
+        }}),
+    };
+    json_response(200, page)
 }
 
 #[handler]
@@ -427,10 +399,10 @@ async fn fake_spotify(expires_in: i64) -> (String, Arc<Fake>) {
         .at("/v1/me/player/pause", poem::put(command))
         .at("/v1/me/player/next", post(command))
         .at("/v1/me/player/previous", post(command))
-        .at("/v1/me/following", get(following))
-        .at("/v1/me/albums", get(saved_albums))
-        .at("/v1/browse/new-releases", get(new_releases))
-        .at("/v1/browse/categories", get(categories))
+        .at("/v1/me/following", get(library))
+        .at("/v1/me/albums", get(library))
+        .at("/v1/browse/new-releases", get(library))
+        .at("/v1/browse/categories", get(library))
         .at("/v1/artists/:id", get(artist_lookup))
         .data(fake.clone());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
