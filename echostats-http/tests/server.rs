@@ -237,7 +237,9 @@ async fn every_route_works_over_the_sample_export() {
     assert_eq!(o.body["top_artists"][0]["rank"], 1);
     assert!(o.body["top_tracks"][0]["play_count"].as_i64().unwrap() > 0);
     assert!(o.body["avg_audio_features"].is_null());
-    assert!(o.body["computed_at"].as_str().unwrap().contains('T'));
+    // Instants as EchoStats writes them: UTC with a `Z`.
+    let computed_at = o.body["computed_at"].as_str().unwrap();
+    assert!(computed_at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(computed_at).is_ok(), "{computed_at}");
     // Defaults as EchoStats: all_time, UTC.
     let d = s.get("/api/v1/analytics/overview", t).await;
     assert_eq!((d.body["period"].as_str(), d.body["timezone"].as_str()), (Some("all_time"), Some("UTC")));
@@ -319,7 +321,11 @@ async fn every_route_works_over_the_sample_export() {
     assert_eq!(h.body["pages"].as_u64().unwrap(), total.div_ceil(10));
     let item = &h.body["items"][0];
     assert_eq!(item["user_id"], "alice");
-    assert!(item["track"]["name"].is_string() && item["played_at"].is_string(), "{item}");
+    assert!(item["track"]["name"].is_string(), "{item}");
+    // The export's whole-second end time, written as the reference writes it.
+    let played_at = item["played_at"].as_str().unwrap();
+    assert!(played_at.len() == 20 && played_at.ends_with('Z'), "{played_at}");
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(played_at).unwrap().timestamp_subsec_nanos(), 0, "{played_at}");
     assert_eq!(item["source"], "import");
     // Defaults: page 1, 50 per page.
     let h = s.get("/api/v1/history", t).await;

@@ -923,7 +923,7 @@ async fn library_and_browse_are_mapped_from_spotify_pages() {
         a.body,
         json!({"items": [{"id": "album-1", "name": "Kid A", "artists": "Radiohead",
                           "image": "https://i.scdn.co/image/cover", "release_date": "2000-10-02",
-                          "total_tracks": 10, "added_at": "2024-05-01T12:00:00+00:00"}],
+                          "total_tracks": 10, "added_at": "2024-05-01T12:00:00Z"}],
                "total": 3, "limit": 1, "offset": 1})
     );
 

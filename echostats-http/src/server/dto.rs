@@ -2,7 +2,8 @@
 //! conversions from core types. Nothing here computes: values are copied, renamed or
 //! reformatted (a Spotify URI becomes the bare id and an `open.spotify.com` link).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::timestamp::Timestamp;
+use chrono::NaiveDate;
 use echostats::analytics;
 use echostats::store::{HistoryPage, RankedItem, RollupStatus};
 use echostats::{AudioFeatures, HistoryEntry, User};
@@ -176,7 +177,7 @@ pub struct AuthStatus {
     pub user: MaybeUndefined<StatusUser>,
     /// When the stored Spotify access token expires (absent when not authenticated,
     /// null when no Spotify account is connected).
-    pub token_expires_at: MaybeUndefined<DateTime<Utc>>,
+    pub token_expires_at: MaybeUndefined<Timestamp>,
 }
 
 /// `{"status": "..."}`.
@@ -317,7 +318,7 @@ pub struct Overview {
     /// Mean audio features; null when no track has them.
     pub avg_audio_features: Option<AvgAudioFeatures>,
     /// When computed.
-    pub computed_at: DateTime<Utc>,
+    pub computed_at: Timestamp,
 }
 
 fn entries(v: Vec<analytics::TopEntry>) -> Vec<TopEntry> {
@@ -353,7 +354,7 @@ impl From<analytics::Overview> for Overview {
                 .map(|d| DayPoint { day: d.day, plays: d.plays })
                 .collect(),
             avg_audio_features: o.avg_audio_features.map(Into::into),
-            computed_at: o.computed_at,
+            computed_at: o.computed_at.into(),
         }
     }
 }
@@ -437,7 +438,7 @@ pub struct Refreshed {
     /// The periods refreshed.
     pub periods: Vec<Period>,
     /// When.
-    pub computed_at: DateTime<Utc>,
+    pub computed_at: Timestamp,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -829,7 +830,7 @@ pub struct HistoryItem {
     /// The track.
     pub track: HistoryTrack,
     /// When the stream ended, UTC.
-    pub played_at: DateTime<Utc>,
+    pub played_at: Timestamp,
     /// How long it was listened to.
     pub ms_played: i64,
     /// `import` or `api`.
@@ -854,7 +855,7 @@ impl From<HistoryEntry> for HistoryItem {
                 album_image_url: None,
                 duration_ms: None,
             },
-            played_at: r.played_at,
+            played_at: r.played_at.into(),
             ms_played: r.ms_played,
             source: r.origin.source().to_string(),
             context_type: r.context_type,

@@ -31,6 +31,7 @@ mod oauth;
 mod releases;
 mod spec;
 mod spotify_dto;
+mod timestamp;
 mod upload;
 
 pub use app::{openapi_spec, Server};

@@ -1,7 +1,7 @@
 //! Request and response bodies of the Spotify-backed routes (sign-in, playlists, player,
 //! library, browse, recommendations), in the EchoStats shapes.
 
-use chrono::{DateTime, Utc};
+use crate::timestamp::Timestamp;
 use echostats::spotify::wire::{self, first_image};
 use poem_openapi::{Enum, Object};
 
@@ -297,7 +297,7 @@ pub struct SavedAlbumBody {
     /// Tracks.
     pub total_tracks: Option<i64>,
     /// When it was saved.
-    pub added_at: Option<DateTime<Utc>>,
+    pub added_at: Option<Timestamp>,
 }
 
 /// `GET /api/v1/library/saved-albums`.
@@ -328,7 +328,7 @@ impl SavedAlbums {
                     name: s.album.name,
                     release_date: s.album.release_date,
                     total_tracks: s.album.total_tracks,
-                    added_at: s.added_at,
+                    added_at: s.added_at.map(Into::into),
                 })
                 .collect(),
             total,

@@ -6,6 +6,7 @@ use crate::auth::CurrentUser;
 use crate::dto::{JobStarted, Overview, Period, Refreshed, RollupStatusBody, Trend};
 use crate::error::ApiError;
 use crate::jobs::{self, JobRecorder, Started};
+use crate::timestamp::Timestamp;
 use chrono::Utc;
 use chrono_tz::Tz;
 use echostats::analytics::{self, OverviewRequest};
@@ -108,6 +109,6 @@ impl AnalyticsApi {
             Period::AllTime => analytics::Period::ALL.into_iter().map(Period::from).collect(),
             p => vec![p],
         };
-        Ok(Json(Refreshed { status: "refreshed".into(), periods, computed_at: Utc::now() }))
+        Ok(Json(Refreshed { status: "refreshed".into(), periods, computed_at: Timestamp::now() }))
     }
 }

@@ -5,7 +5,7 @@ use super::{default_page, ApiTags};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use chrono::{DateTime, Utc};
+use crate::timestamp::Timestamp;
 use echostats::store::{ApiLogQuery, ApiLogStats};
 use echostats::ApiCallLog;
 use poem::web::Data;
@@ -39,7 +39,7 @@ pub struct ApiLogBody {
     /// What went wrong.
     pub error: Option<String>,
     /// When the call was made.
-    pub timestamp: DateTime<Utc>,
+    pub timestamp: Timestamp,
 }
 
 impl From<ApiCallLog> for ApiLogBody {
@@ -52,7 +52,7 @@ impl From<ApiCallLog> for ApiLogBody {
             status_code: l.status_code,
             latency_ms: l.latency_ms,
             error: l.error,
-            timestamp: l.timestamp,
+            timestamp: l.timestamp.into(),
         }
     }
 }

@@ -98,7 +98,7 @@ impl AuthApi {
         Ok(Json(AuthStatus {
             authenticated: true,
             user: MaybeUndefined::Value(StatusUser::from(user)),
-            token_expires_at: MaybeUndefined::from_opt_null(tokens.map(|t| t.expires_at)),
+            token_expires_at: MaybeUndefined::from_opt_null(tokens.map(|t| t.expires_at.into())),
         }))
     }
 

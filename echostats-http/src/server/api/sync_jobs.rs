@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::jobs::{self, Started};
-use chrono::{DateTime, Utc};
+use crate::timestamp::Timestamp;
 use echostats::store::{JobQuery, JobStats};
 use echostats::{JobStatus, JobStep, JobType, SyncJob};
 use poem::web::Data;
@@ -64,11 +64,11 @@ pub struct SyncJobBody {
     /// Why the job failed.
     pub error_message: Option<String>,
     /// When it started running.
-    pub started_at: Option<DateTime<Utc>>,
+    pub started_at: Option<Timestamp>,
     /// When it ended.
-    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<Timestamp>,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// What it did, in order.
     pub steps: Vec<SyncJobStepBody>,
 }
@@ -82,9 +82,9 @@ impl From<SyncJob> for SyncJobBody {
             items_processed: j.items_processed,
             items_total: j.items_total,
             error_message: j.error_message,
-            started_at: j.started_at,
-            completed_at: j.completed_at,
-            created_at: j.created_at,
+            started_at: j.started_at.map(Into::into),
+            completed_at: j.completed_at.map(Into::into),
+            created_at: j.created_at.into(),
             steps: j.steps.into_iter().map(Into::into).collect(),
         }
     }
@@ -117,7 +117,7 @@ pub struct SyncJobStatsBody {
     /// Items processed by completed jobs.
     pub total_items_synced: i64,
     /// When the last completed job ended.
-    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<Timestamp>,
 }
 
 impl From<JobStats> for SyncJobStatsBody {
@@ -128,7 +128,7 @@ impl From<JobStats> for SyncJobStatsBody {
             failed: s.failed,
             running: s.running,
             total_items_synced: s.total_items_synced,
-            last_sync_at: s.last_sync_at,
+            last_sync_at: s.last_sync_at.map(Into::into),
         }
     }
 }
