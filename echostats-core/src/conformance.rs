@@ -33,7 +33,7 @@ macro_rules! conformance_tests {
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
             failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
-            user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle, jobs_listing_and_stats,
+            plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle, jobs_listing_and_stats,
             api_logs_filters_and_stats);
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -584,6 +584,50 @@ pub async fn history_pagination_and_filters(store: &dyn Store) {
     let beyond = store.history("u", &HistoryQuery { page: 100, ..HistoryQuery::default() }).await.unwrap();
     assert!(beyond.items.is_empty());
     assert_eq!(beyond.total, plays.len() as u64);
+}
+
+/// `plays_chunked` hands over every entry of the window, oldest first, in chunks of at
+/// most the asked size; the sink's error stops the reading and comes back.
+pub async fn plays_arrive_in_chunks(store: &dyn Store) {
+    let plays = generated_plays(4, 250);
+    insert_all(store, "u", plays.clone(), &PlayRules::default()).await;
+    insert_all(store, "other", generated_plays(5, 50), &PlayRules::default()).await;
+    let mut oldest_first = plays.clone();
+    oldest_first.sort_by_key(|r| r.played_at);
+    let all = all_history(store, "u").await;
+    assert_eq!(all.iter().map(|e| e.record.clone()).collect::<Vec<_>>(), oldest_first);
+
+    let chunked = |window: Option<TimeWindow>, size: usize| async move {
+        let mut chunks: Vec<Vec<HistoryEntry>> = Vec::new();
+        store
+            .plays_chunked("u", window, size, &mut |c| {
+                chunks.push(c);
+                Ok(())
+            })
+            .await
+            .expect("plays_chunked");
+        chunks
+    };
+    let chunks = chunked(None, 64).await;
+    assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [64, 64, 64, 58]);
+    assert_eq!(chunks.concat(), all);
+    // A size of 0 means 1.
+    assert!(chunked(None, 0).await.iter().all(|c| c.len() == 1));
+    let w = TimeWindow { start: all[50].record.played_at, end: all[150].record.played_at };
+    let want = all[50..150].to_vec();
+    assert!(want.iter().all(|e| w.contains(e.record.played_at)));
+    assert_eq!(chunked(Some(w), 1000).await.concat(), want);
+    assert!(chunked(None, 10).await.iter().flatten().all(|e| e.user_id == "u"));
+
+    let mut calls = 0;
+    let stopped = store
+        .plays_chunked("u", None, 10, &mut |_| {
+            calls += 1;
+            Err(Error::invalid("the reader had enough"))
+        })
+        .await;
+    assert!(matches!(&stopped, Err(Error::InvalidInput { message }) if message.contains("had enough")), "{stopped:?}");
+    assert_eq!(calls, 1);
 }
 
 /// User A never sees user B's plays, rollups or rankings.

@@ -13,6 +13,9 @@ use pyo3_arrow::PyTable;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Plays read (and turned into one Arrow record batch) at a time by `history`.
+const HISTORY_CHUNK: usize = 65_536;
+
 /// A store opened from a URL.
 #[pyclass(frozen, module = "echostats._echostats", name = "Store")]
 pub struct Store {
@@ -103,13 +106,12 @@ impl Store {
         }
         let store = self.inner.clone();
         let artist_key = artist.map(normalize_name);
-        let batch = block_on(py, async move {
+        let batches = block_on(py, async move {
             require_user(&*store, user).await?;
             let window = match (start, end) {
                 (Some(start), Some(end)) => Some(TimeWindow { start, end }),
                 _ => None,
             };
-            let entries = store.plays_in(user, window).await?;
             let keep = |r: &echostats::PlayRecord| {
                 start.is_none_or(|s| r.played_at >= s)
                     && end.is_none_or(|e| r.played_at < e)
@@ -117,11 +119,26 @@ impl Store {
                         .as_ref()
                         .is_none_or(|k| r.artist_name.as_deref().is_some_and(|a| normalize_name(a) == *k))
             };
-            let kept: Vec<&echostats::PlayRecord> = entries.iter().map(|e| &e.record).filter(|r| keep(r)).collect();
-            tables::plays_batch(kept.into_iter()).map_err(|e| echostats::Error::invalid(e.to_string()))
+            // A record batch per chunk, as the store reads them: the entries of a long
+            // history are never all in memory at once, only their Arrow columns.
+            let mut batches = Vec::new();
+            store
+                .plays_chunked(user, window, HISTORY_CHUNK, &mut |entries| {
+                    let kept: Vec<&echostats::PlayRecord> =
+                        entries.iter().map(|e| &e.record).filter(|r| keep(r)).collect();
+                    if !kept.is_empty() {
+                        batches.push(
+                            tables::plays_batch(kept.into_iter())
+                                .map_err(|e| echostats::Error::invalid(e.to_string()))?,
+                        );
+                    }
+                    Ok(())
+                })
+                .await?;
+            Ok(batches)
         })
         .map_err(|e| to_py(py, e))?;
-        table(batch)
+        PyTable::try_new(batches, tables::plays_schema())
     }
 
     /// The overview of a period, as JSON (the Python layer makes dataclasses of it).

@@ -46,15 +46,29 @@ impl MongoStore {
         docs.iter().map(|d| entry_from_doc(d).map(|e| e.1)).collect()
     }
 
-    async fn plays_in_inner(&self, user_id: &str, window: Option<TimeWindow>) -> MongoResult<Vec<HistoryEntry>> {
+    async fn plays_chunked_inner(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()> {
         let mut filter = doc! { "u": user_id };
         window_filter(&mut filter, window);
-        let mut cursor = self.coll(PLAYS).find(filter).sort(doc! { "at": 1, "n": 1 }).await?;
-        let mut out = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            out.push(entry_from_doc(&d)?.1);
+        let chunk_size = chunk_size.max(1);
+        let mut cursor =
+            self.coll(PLAYS).find(filter).sort(doc! { "at": 1, "n": 1 }).await.map_err(MongoError::from)?;
+        let mut chunk = Vec::with_capacity(chunk_size);
+        while let Some(d) = cursor.try_next().await.map_err(MongoError::from)? {
+            chunk.push(entry_from_doc(&d)?.1);
+            if chunk.len() == chunk_size {
+                sink(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))?;
+            }
         }
-        Ok(out)
+        if !chunk.is_empty() {
+            sink(chunk)?;
+        }
+        Ok(())
     }
 
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> MongoResult<Vec<RollupDay>> {
@@ -321,8 +335,14 @@ impl HistoryStore for MongoStore {
         Ok(self.coll(PLAYS).count_documents(history_filter(user_id, query)).await.map_err(MongoError::from)?)
     }
 
-    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {
-        Ok(self.plays_in_inner(user_id, window).await?)
+    async fn plays_chunked(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()> {
+        self.plays_chunked_inner(user_id, window, chunk_size, sink).await
     }
 }
 

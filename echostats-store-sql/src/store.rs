@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use echostats_core::model::{Artist, AudioFeatures, EncryptedTokens, HistoryEntry, PlayKind, RollupDay, Track, User};
 use echostats_core::rules::{normalize_name, PlayRules};
 use echostats_core::store::{
-    AnalyticsStore, CatalogStore, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch, RankedItem,
+    AnalyticsStore, CatalogStore, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch, PlaySink, RankedItem,
     RollupStatus, StoreHealth, TimeWindow, UserStore,
 };
 use echostats_core::{Error, Result};
@@ -73,7 +73,13 @@ impl SqlStore {
 
     /// Streams the rows and decodes each as it arrives: a whole history collected as
     /// rows first held every value twice (3 GB for a million plays).
-    async fn plays_in_inner(&self, user_id: &str, window: Option<TimeWindow>) -> SqlResult<Vec<HistoryEntry>> {
+    async fn plays_chunked_inner(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()> {
         use futures_util::TryStreamExt;
         let (sql, range) = match window {
             None => (format!("SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 ORDER BY played_at, id"), None),
@@ -89,12 +95,20 @@ impl SqlStore {
         if let Some((start, end)) = range {
             query = query.bind(start).bind(end);
         }
+        let fail = self.fail();
+        let chunk_size = chunk_size.max(1);
         let mut rows = self.pool.fetch(query);
-        let mut entries = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            entries.push(entry_from_row(&row)?.1);
+        let mut chunk = Vec::with_capacity(chunk_size);
+        while let Some(row) = rows.try_next().await.map_err(|e| fail(e.into()))? {
+            chunk.push(entry_from_row(&row).map_err(&fail)?.1);
+            if chunk.len() == chunk_size {
+                sink(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))?;
+            }
         }
-        Ok(entries)
+        if !chunk.is_empty() {
+            sink(chunk)?;
+        }
+        Ok(())
     }
 
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> SqlResult<Vec<RollupDay>> {
@@ -522,8 +536,14 @@ impl HistoryStore for SqlStore {
         self.history_count_inner(user_id, query).await.map_err(self.fail())
     }
 
-    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {
-        self.plays_in_inner(user_id, window).await.map_err(self.fail())
+    async fn plays_chunked(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()> {
+        self.plays_chunked_inner(user_id, window, chunk_size, sink).await
     }
 }
 

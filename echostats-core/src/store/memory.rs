@@ -142,17 +142,23 @@ impl HistoryStore for MemoryStore {
         Ok(matching_history(&inner, user_id, q).len() as u64)
     }
 
-    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {
+    async fn plays_chunked(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()> {
         let inner = self.inner.lock().await;
-        let mut out: Vec<HistoryEntry> = inner
-            .data
-            .get(user_id)
-            .map(|d| {
-                d.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).cloned().collect()
-            })
-            .unwrap_or_default();
-        out.sort_by_key(|e| e.record.played_at);
-        Ok(out)
+        let Some(data) = inner.data.get(user_id) else { return Ok(()) };
+        // Stored in id order: a stable sort by time leaves ties by id.
+        let mut found: Vec<&HistoryEntry> =
+            data.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).collect();
+        found.sort_by_key(|e| e.record.played_at);
+        for chunk in found.chunks(chunk_size.max(1)) {
+            sink(chunk.iter().map(|e| (*e).clone()).collect())?;
+        }
+        Ok(())
     }
 }
 

@@ -152,9 +152,34 @@ pub trait HistoryStore: Send + Sync {
         let total = self.history_count(user_id, query).await?;
         Ok(HistoryPage { items, total })
     }
-    /// Every stored entry of the user in `window` (or all), oldest first.
-    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>>;
+    /// Every stored entry of the user in `window` (or all), oldest first (ties by id),
+    /// handed to `sink` as it is read, in chunks of at most `chunk_size` entries (at
+    /// least 1): memory stays bounded by a chunk, whatever the size of the history. An
+    /// error of `sink` stops the reading and is returned.
+    async fn plays_chunked(
+        &self,
+        user_id: &str,
+        window: Option<TimeWindow>,
+        chunk_size: usize,
+        sink: PlaySink<'_>,
+    ) -> Result<()>;
+    /// Every stored entry of the user in `window` (or all), oldest first (ties by id).
+    async fn plays_in(&self, user_id: &str, window: Option<TimeWindow>) -> Result<Vec<HistoryEntry>> {
+        let mut all = Vec::new();
+        self.plays_chunked(user_id, window, PLAYS_IN_CHUNK, &mut |chunk| {
+            all.extend(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(all)
+    }
 }
+
+/// Receives the chunks of [`HistoryStore::plays_chunked`].
+pub type PlaySink<'a> = &'a mut (dyn FnMut(Vec<HistoryEntry>) -> Result<()> + Send);
+
+/// Chunk size of [`HistoryStore::plays_in`] (which keeps every chunk anyway).
+const PLAYS_IN_CHUNK: usize = 10_000;
 
 /// What an item ranking groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
