@@ -123,7 +123,8 @@ pub struct ServeArgs {
     /// dev-login, and use a random JWT secret when none is given.
     #[arg(long, env = "ECHOSTATS_DEMO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
-    /// The export the demo imports (default: the bundled sample export).
+    /// The export the demo imports (default: the sample export, generated with its
+    /// history ending now).
     #[arg(long, env = "ECHOSTATS_DEMO_EXPORT")]
     pub demo_export: Option<PathBuf>,
     /// Requests per client IP per window; 0 turns rate limiting off.
@@ -400,14 +401,23 @@ async fn serve(store: Arc<dyn Store>, user: &str, args: ServeArgs) -> anyhow::Re
     config.redis_url = args.redis_url.filter(|u| !u.trim().is_empty());
     config.releases_url = args.releases_url.filter(|u| !u.trim().is_empty());
     if args.demo {
-        let export = args.demo_export.unwrap_or_else(demo::bundled_export);
+        // The generated export lives in a temporary directory until it is imported.
+        let (export, what, _generated) = match args.demo_export {
+            Some(path) => (path.clone(), path.display().to_string(), None),
+            None => {
+                let dir = tempfile::tempdir().context("creating a directory for the demo export")?;
+                let now = chrono::Utc::now();
+                demo::write_sample_export(dir.path(), now).context("writing the demo export")?;
+                let what = format!("the sample export (history up to {})", now.format("%Y-%m-%d"));
+                (dir.path().to_path_buf(), what, Some(dir))
+            }
+        };
         match demo::import_if_empty(&*store, demo::DEMO_USER, &export, &rules)
             .await
             .with_context(|| format!("importing the demo export {}", export.display()))?
         {
             Some(s) => println!(
-                "demo: imported {} ({} entries, {} plays added) for user \"{}\"",
-                export.display(),
+                "demo: imported {what} ({} entries, {} plays added) for user \"{}\"",
                 s.entries(),
                 s.outcome.added,
                 demo::DEMO_USER

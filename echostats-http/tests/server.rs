@@ -661,7 +661,8 @@ async fn demo_import_happens_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(dir.path()).await;
     let rules = PlayRules::default();
-    let export = echostats_http::demo::bundled_export();
+    let export = dir.path().join("export");
+    echostats_http::demo::write_sample_export(&export, chrono::Utc::now()).unwrap();
     let first = echostats_http::demo::import_if_empty(&*store, "demo", &export, &rules).await.unwrap();
     assert!(first.expect("imported").outcome.added > 1_000);
     let second = echostats_http::demo::import_if_empty(&*store, "demo", &export, &rules).await.unwrap();

@@ -69,6 +69,21 @@ async fn serve_demo_imports_the_sample_and_signs_in() {
         .await
         .unwrap();
     assert!(overview["total_tracks_played"].as_i64().unwrap() > 1_000, "{overview}");
+    // The demo's history reaches today whenever it is started, so the rolling periods
+    // have data: its newest play is at most the generator's longest break from
+    // listening (9 days) and a day or two of chance ago.
+    let newest: serde_json::Value = http
+        .get(format!("{base}/api/v1/history?limit=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let played_at = chrono::DateTime::parse_from_rfc3339(newest["items"][0]["played_at"].as_str().unwrap()).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(played_at);
+    assert!(age >= chrono::Duration::zero() && age < chrono::Duration::days(12), "newest play {played_at}");
 }
 
 #[test]

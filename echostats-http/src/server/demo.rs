@@ -1,17 +1,23 @@
-//! `echostats serve --demo`: a server with data from the first start. The bundled sample
-//! export is imported for the demo user unless that user already has history.
+//! `echostats serve --demo`: a server with data from the first start. A sample export
+//! ending at the start is imported for the demo user unless that user already has history.
 
+use chrono::{DateTime, Utc};
 use echostats::ingest::{self, ImportOptions, ImportSummary};
+use echostats::sample::{generate_export, SampleOptions, SampleSummary};
 use echostats::store::{HistoryQuery, Store};
 use echostats::PlayRules;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The user the demo signs in.
 pub const DEMO_USER: &str = "demo";
 
-/// The synthetic sample export of this repository (`tests/fixtures/sample_export`).
-pub fn bundled_export() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sample_export")
+/// Writes the demo's export into `dir`: the sample of this repository
+/// ([`SampleOptions::small`], checked in as `tests/fixtures/sample_export`) but with its
+/// history ending at `end`. The periods are rolling, so the checked-in copy, which ends
+/// on 2026-11-01, would leave a demo started weeks later with an empty week and month;
+/// and a binary installed elsewhere has no source tree to read it from.
+pub fn write_sample_export(dir: &Path, end: DateTime<Utc>) -> std::io::Result<SampleSummary> {
+    generate_export(dir, &SampleOptions { end, ..SampleOptions::small() })
 }
 
 /// Imports `export` for `user_id` when the user has no history yet. Returns the import
