@@ -33,8 +33,8 @@ macro_rules! conformance_tests {
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
             failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
-            plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle, jobs_listing_and_stats,
-            api_logs_filters_and_stats);
+            plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle,
+            jobs_listing_and_stats, api_logs_filters_and_stats);
     };
     (@each $factory:path; $($name:ident),*) => {
         $(

@@ -55,20 +55,13 @@ impl MongoStore {
     ) -> Result<()> {
         let mut filter = doc! { "u": user_id };
         window_filter(&mut filter, window);
-        let chunk_size = chunk_size.max(1);
+        let mut chunker = PlayChunker::new(sink, chunk_size);
         let mut cursor =
             self.coll(PLAYS).find(filter).sort(doc! { "at": 1, "n": 1 }).await.map_err(MongoError::from)?;
-        let mut chunk = Vec::with_capacity(chunk_size);
         while let Some(d) = cursor.try_next().await.map_err(MongoError::from)? {
-            chunk.push(entry_from_doc(&d)?.1);
-            if chunk.len() == chunk_size {
-                sink(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))?;
-            }
+            chunker.push(entry_from_doc(&d)?.1)?;
         }
-        if !chunk.is_empty() {
-            sink(chunk)?;
-        }
-        Ok(())
+        chunker.finish()
     }
 
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> MongoResult<Vec<RollupDay>> {

@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use echostats_core::model::{Artist, AudioFeatures, EncryptedTokens, HistoryEntry, PlayKind, RollupDay, Track, User};
 use echostats_core::rules::{normalize_name, PlayRules};
 use echostats_core::store::{
-    AnalyticsStore, CatalogStore, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch, PlaySink, RankedItem,
-    RollupStatus, StoreHealth, TimeWindow, UserStore,
+    AnalyticsStore, CatalogStore, HistoryQuery, HistoryStore, ItemKind, ItemRanking, PlayBatch, PlayChunker, PlaySink,
+    RankedItem, RollupStatus, StoreHealth, TimeWindow, UserStore,
 };
 use echostats_core::{Error, Result};
 use sqlx::{Executor, Row};
@@ -96,19 +96,12 @@ impl SqlStore {
             query = query.bind(start).bind(end);
         }
         let fail = self.fail();
-        let chunk_size = chunk_size.max(1);
+        let mut chunker = PlayChunker::new(sink, chunk_size);
         let mut rows = self.pool.fetch(query);
-        let mut chunk = Vec::with_capacity(chunk_size);
         while let Some(row) = rows.try_next().await.map_err(|e| fail(e.into()))? {
-            chunk.push(entry_from_row(&row).map_err(&fail)?.1);
-            if chunk.len() == chunk_size {
-                sink(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size)))?;
-            }
+            chunker.push(entry_from_row(&row).map_err(&fail)?.1)?;
         }
-        if !chunk.is_empty() {
-            sink(chunk)?;
-        }
-        Ok(())
+        chunker.finish()
     }
 
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> SqlResult<Vec<RollupDay>> {

@@ -155,10 +155,11 @@ impl HistoryStore for MemoryStore {
         let mut found: Vec<&HistoryEntry> =
             data.plays.iter().filter(|e| window.is_none_or(|w| w.contains(e.record.played_at))).collect();
         found.sort_by_key(|e| e.record.played_at);
-        for chunk in found.chunks(chunk_size.max(1)) {
-            sink(chunk.iter().map(|e| (*e).clone()).collect())?;
+        let mut chunker = PlayChunker::new(sink, chunk_size);
+        for entry in found {
+            chunker.push(entry.clone())?;
         }
-        Ok(())
+        chunker.finish()
     }
 }
 

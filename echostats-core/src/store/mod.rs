@@ -178,6 +178,38 @@ pub trait HistoryStore: Send + Sync {
 /// Receives the chunks of [`HistoryStore::plays_chunked`].
 pub type PlaySink<'a> = &'a mut (dyn FnMut(Vec<HistoryEntry>) -> Result<()> + Send);
 
+/// The store's side of [`HistoryStore::plays_chunked`]: collects entries as they are
+/// read and hands each full chunk to the sink.
+pub struct PlayChunker<'a> {
+    sink: PlaySink<'a>,
+    size: usize,
+    chunk: Vec<HistoryEntry>,
+}
+
+impl<'a> PlayChunker<'a> {
+    /// Chunks of `size` entries (at least 1) for `sink`.
+    pub fn new(sink: PlaySink<'a>, size: usize) -> Self {
+        let size = size.max(1);
+        PlayChunker { sink, size, chunk: Vec::with_capacity(size) }
+    }
+    /// Adds the next entry; hands the chunk over when it is full.
+    pub fn push(&mut self, entry: HistoryEntry) -> Result<()> {
+        self.chunk.push(entry);
+        if self.chunk.len() < self.size {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(self.size));
+        (self.sink)(full)
+    }
+    /// Hands over the last, partial chunk.
+    pub fn finish(self) -> Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        (self.sink)(self.chunk)
+    }
+}
+
 /// Chunk size of [`HistoryStore::plays_in`] (which keeps every chunk anyway).
 const PLAYS_IN_CHUNK: usize = 10_000;
 
