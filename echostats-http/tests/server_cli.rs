@@ -59,28 +59,16 @@ async fn serve_demo_imports_the_sample_and_signs_in() {
         http.post(format!("{base}/api/v1/auth/dev-login")).send().await.unwrap().json().await.unwrap();
     assert_eq!(login["user"]["id"], "demo", "{login}");
     let token = login["token"].as_str().unwrap();
-    let overview: serde_json::Value = http
-        .get(format!("{base}/api/v1/analytics/overview"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |url: &str| {
+        let request = http.get(url).bearer_auth(token);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let overview = get(&format!("{base}/api/v1/analytics/overview")).await;
     assert!(overview["total_tracks_played"].as_i64().unwrap() > 1_000, "{overview}");
     // The demo's history reaches today whenever it is started, so the rolling periods
     // have data: its newest play is at most the generator's longest break from
     // listening (9 days) and a day or two of chance ago.
-    let newest: serde_json::Value = http
-        .get(format!("{base}/api/v1/history?limit=1"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let newest = get(&format!("{base}/api/v1/history?limit=1")).await;
     let played_at = chrono::DateTime::parse_from_rfc3339(newest["items"][0]["played_at"].as_str().unwrap()).unwrap();
     let age = chrono::Utc::now().signed_duration_since(played_at);
     assert!(age >= chrono::Duration::zero() && age < chrono::Duration::days(12), "newest play {played_at}");

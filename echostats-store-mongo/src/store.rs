@@ -46,24 +46,6 @@ impl MongoStore {
         docs.iter().map(|d| entry_from_doc(d).map(|e| e.1)).collect()
     }
 
-    async fn plays_chunked_inner(
-        &self,
-        user_id: &str,
-        window: Option<TimeWindow>,
-        chunk_size: usize,
-        sink: PlaySink<'_>,
-    ) -> Result<()> {
-        let mut filter = doc! { "u": user_id };
-        window_filter(&mut filter, window);
-        let mut chunker = PlayChunker::new(sink, chunk_size);
-        let mut cursor =
-            self.coll(PLAYS).find(filter).sort(doc! { "at": 1, "n": 1 }).await.map_err(MongoError::from)?;
-        while let Some(d) = cursor.try_next().await.map_err(MongoError::from)? {
-            chunker.push(entry_from_doc(&d)?.1)?;
-        }
-        chunker.finish()
-    }
-
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> MongoResult<Vec<RollupDay>> {
         let docs: Vec<Document> = self
             .coll(ROLLUPS)
@@ -335,7 +317,15 @@ impl HistoryStore for MongoStore {
         chunk_size: usize,
         sink: PlaySink<'_>,
     ) -> Result<()> {
-        self.plays_chunked_inner(user_id, window, chunk_size, sink).await
+        let mut filter = doc! { "u": user_id };
+        window_filter(&mut filter, window);
+        let mut chunker = PlayChunker::new(sink, chunk_size);
+        let mut cursor =
+            self.coll(PLAYS).find(filter).sort(doc! { "at": 1, "n": 1 }).await.map_err(MongoError::from)?;
+        while let Some(d) = cursor.try_next().await.map_err(MongoError::from)? {
+            chunker.push(entry_from_doc(&d)?.1)?;
+        }
+        chunker.finish()
     }
 }
 

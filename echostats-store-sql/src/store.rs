@@ -71,39 +71,6 @@ impl SqlStore {
         Ok(total as u64)
     }
 
-    /// Streams the rows and decodes each as it arrives: a whole history collected as
-    /// rows first held every value twice (3 GB for a million plays).
-    async fn plays_chunked_inner(
-        &self,
-        user_id: &str,
-        window: Option<TimeWindow>,
-        chunk_size: usize,
-        sink: PlaySink<'_>,
-    ) -> Result<()> {
-        use futures_util::TryStreamExt;
-        let (sql, range) = match window {
-            None => (format!("SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 ORDER BY played_at, id"), None),
-            Some(w) => (
-                format!(
-                    "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at < $3 \
-                     ORDER BY played_at, id"
-                ),
-                Some((ms_ceil(w.start), ms_ceil(w.end))),
-            ),
-        };
-        let mut query = sqlx::query(&sql).bind(user_id);
-        if let Some((start, end)) = range {
-            query = query.bind(start).bind(end);
-        }
-        let fail = self.fail();
-        let mut chunker = PlayChunker::new(sink, chunk_size);
-        let mut rows = self.pool.fetch(query);
-        while let Some(row) = rows.try_next().await.map_err(|e| fail(e.into()))? {
-            chunker.push(entry_from_row(&row).map_err(&fail)?.1)?;
-        }
-        chunker.finish()
-    }
-
     async fn rollup_days_inner(&self, user_id: &str, from: NaiveDate, to: NaiveDate) -> SqlResult<Vec<RollupDay>> {
         let rows = self
             .pool
@@ -529,6 +496,8 @@ impl HistoryStore for SqlStore {
         self.history_count_inner(user_id, query).await.map_err(self.fail())
     }
 
+    /// Streams the rows and decodes each as it arrives: a whole history collected as
+    /// rows first held every value twice (3 GB for a million plays).
     async fn plays_chunked(
         &self,
         user_id: &str,
@@ -536,7 +505,28 @@ impl HistoryStore for SqlStore {
         chunk_size: usize,
         sink: PlaySink<'_>,
     ) -> Result<()> {
-        self.plays_chunked_inner(user_id, window, chunk_size, sink).await
+        use futures_util::TryStreamExt;
+        let (sql, range) = match window {
+            None => (format!("SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 ORDER BY played_at, id"), None),
+            Some(w) => (
+                format!(
+                    "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at < $3 \
+                     ORDER BY played_at, id"
+                ),
+                Some((ms_ceil(w.start), ms_ceil(w.end))),
+            ),
+        };
+        let mut query = sqlx::query(&sql).bind(user_id);
+        if let Some((start, end)) = range {
+            query = query.bind(start).bind(end);
+        }
+        let fail = self.fail();
+        let mut chunker = PlayChunker::new(sink, chunk_size);
+        let mut rows = self.pool.fetch(query);
+        while let Some(row) = rows.try_next().await.map_err(|e| fail(e.into()))? {
+            chunker.push(entry_from_row(&row).map_err(&fail)?.1)?;
+        }
+        chunker.finish()
     }
 }
 
