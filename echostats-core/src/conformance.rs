@@ -617,6 +617,11 @@ pub async fn plays_arrive_in_chunks(store: &dyn Store) {
     let want = all[50..150].to_vec();
     assert!(want.iter().all(|e| w.contains(e.record.played_at)));
     assert_eq!(chunked(Some(w), 1000).await.concat(), want);
+    // A window open on one side reaches as far as a timestamp can.
+    let from = TimeWindow { start: all[150].record.played_at, end: DateTime::<Utc>::MAX_UTC };
+    assert_eq!(chunked(Some(from), 1000).await.concat(), all[150..]);
+    let until = TimeWindow { start: DateTime::<Utc>::MIN_UTC, end: all[50].record.played_at };
+    assert_eq!(chunked(Some(until), 1000).await.concat(), all[..50]);
     assert!(chunked(None, 10).await.iter().flatten().all(|e| e.user_id == "u"));
 
     let mut calls = 0;

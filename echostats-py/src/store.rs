@@ -108,16 +108,14 @@ impl Store {
         let artist_key = artist.map(normalize_name);
         let batches = block_on(py, async move {
             require_user(&*store, user).await?;
-            let window = match (start, end) {
-                (Some(start), Some(end)) => Some(TimeWindow { start, end }),
-                _ => None,
-            };
+            // The store filters by time, also with one side open (it reaches as far as a
+            // timestamp can): `history(start=...)` reads only the plays from `start` on.
+            let window = (start.is_some() || end.is_some()).then(|| TimeWindow {
+                start: start.unwrap_or(DateTime::<Utc>::MIN_UTC),
+                end: end.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            });
             let keep = |r: &echostats::PlayRecord| {
-                start.is_none_or(|s| r.played_at >= s)
-                    && end.is_none_or(|e| r.played_at < e)
-                    && artist_key
-                        .as_ref()
-                        .is_none_or(|k| r.artist_name.as_deref().is_some_and(|a| normalize_name(a) == *k))
+                artist_key.as_ref().is_none_or(|k| r.artist_name.as_deref().is_some_and(|a| normalize_name(a) == *k))
             };
             // A record batch per chunk, as the store reads them: the entries of a long
             // history are never all in memory at once, only their Arrow columns.
