@@ -60,6 +60,15 @@ pub enum Error {
     /// No valid session or token.
     #[error("not authenticated")]
     Unauthenticated,
+    /// A file could not be written (an export).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The backend or API cannot do this.
     #[error("not supported: {what}")]
     NotSupported {
@@ -123,6 +132,9 @@ impl Error {
             Error::RateLimited { retry_after } => Error::RateLimited { retry_after: *retry_after },
             Error::Unauthenticated => Error::Unauthenticated,
             Error::NotSupported { what } => Error::NotSupported { what: what.clone() },
+            Error::Io { path, source } => {
+                Error::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
             Error::BackendUnavailable { backend, .. } => {
                 Error::BackendUnavailable { backend, source: Box::new(SharedError(shared.clone())) }
             }

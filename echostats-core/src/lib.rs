@@ -17,6 +17,7 @@
 
 pub mod analytics;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod model;

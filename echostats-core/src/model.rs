@@ -62,6 +62,18 @@ pub enum PlayOrigin {
 }
 
 impl PlayOrigin {
+    /// Every origin, poorest first.
+    pub const ALL: [PlayOrigin; 3] = [PlayOrigin::AccountData, PlayOrigin::Api, PlayOrigin::ExtendedHistory];
+
+    /// Snake-case name, as in JSON (`account_data`, `api`, `extended_history`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayOrigin::AccountData => "account_data",
+            PlayOrigin::Api => "api",
+            PlayOrigin::ExtendedHistory => "extended_history",
+        }
+    }
+
     /// Stable small integer used by stores (higher = richer).
     pub fn code(self) -> i32 {
         match self {

@@ -31,6 +31,7 @@
 //! [`SampleOptions::small`]; regenerate it with
 //! `cargo test -p echostats-core --features sample -- --ignored regenerate_sample_fixture`.
 
+use crate::export::{ExtendedFiles, ExtendedNaming, JsonArray};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -772,145 +773,10 @@ struct PodcastRow<'a> {
     ms_played: u32,
 }
 
-/// Formats a flat object as an element of a top-level array indented by two spaces, the
-/// way Spotify's files look (`[\n  {\n    "ts": ...`).
-struct RowFormatter;
-
-impl serde_json::ser::Formatter for RowFormatter {
-    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(b"{")
-    }
-    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(b"\n  }")
-    }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        w.write_all(if first { b"\n    " } else { b",\n    " })
-    }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(b": ")
-    }
-}
-
-struct Counting<'a, W: Write> {
-    inner: &'a mut W,
-    n: u64,
-}
-
-impl<W: Write> Write for Counting<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A JSON array file written row by row.
-struct JsonArray {
-    w: BufWriter<File>,
-    path: PathBuf,
-    entries: usize,
-    bytes: u64,
-}
-
-impl JsonArray {
-    fn create(path: PathBuf) -> io::Result<Self> {
-        let mut w = BufWriter::with_capacity(1 << 17, File::create(&path)?);
-        w.write_all(b"[")?;
-        Ok(JsonArray { w, path, entries: 0, bytes: 1 })
-    }
-
-    fn push<T: Serialize>(&mut self, row: &T) -> io::Result<()> {
-        let sep: &[u8] = if self.entries == 0 { b"\n  " } else { b",\n  " };
-        self.w.write_all(sep)?;
-        let mut counting = Counting { inner: &mut self.w, n: sep.len() as u64 };
-        row.serialize(&mut serde_json::Serializer::with_formatter(&mut counting, RowFormatter))?;
-        self.bytes += counting.n;
-        self.entries += 1;
-        Ok(())
-    }
-
-    fn finish(mut self) -> io::Result<PathBuf> {
-        self.w.write_all(if self.entries == 0 { b"]" } else { b"\n]" })?;
-        self.w.flush()?;
-        Ok(self.path)
-    }
-}
-
 fn write_pretty<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let mut w = BufWriter::new(File::create(path)?);
     serde_json::to_writer_pretty(&mut w, value)?;
     w.flush()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    /// `endsong_N.json`
-    Old,
-    /// `Streaming_History_Audio_YYYY[-YYYY]_N.json`
-    New,
-}
-
-struct OpenExt {
-    format: Format,
-    file: JsonArray,
-    first_year: i32,
-    last_year: i32,
-}
-
-/// The extended-history audio files: rolled over by size, count and naming era.
-struct ExtFiles {
-    dir: PathBuf,
-    cap: usize,
-    cur: Option<OpenExt>,
-    next_index: [usize; 2],
-    partials: usize,
-    done: Vec<PathBuf>,
-    rows: usize,
-}
-
-impl ExtFiles {
-    fn rolls(&self, format: Format) -> bool {
-        match &self.cur {
-            None => true,
-            Some(c) => c.format != format || c.file.entries >= self.cap || c.file.bytes + 1_600 > MAX_FILE_BYTES,
-        }
-    }
-
-    fn close(&mut self) -> io::Result<()> {
-        if let Some(c) = self.cur.take() {
-            let idx = &mut self.next_index[c.format as usize];
-            let name = match c.format {
-                Format::Old => format!("endsong_{idx}.json"),
-                Format::New if c.first_year == c.last_year => {
-                    format!("Streaming_History_Audio_{}_{idx}.json", c.first_year)
-                }
-                Format::New => format!("Streaming_History_Audio_{}-{}_{idx}.json", c.first_year, c.last_year),
-            };
-            *idx += 1;
-            let partial = c.file.finish()?;
-            let path = self.dir.join(name);
-            fs::rename(partial, &path)?;
-            self.done.push(path);
-        }
-        Ok(())
-    }
-
-    /// The file the next row of `format` from `year` goes to.
-    fn file_for(&mut self, format: Format, year: i32) -> io::Result<&mut JsonArray> {
-        if self.rolls(format) {
-            self.close()?;
-            self.partials += 1;
-            let file = JsonArray::create(self.dir.join(format!(".partial_{}.json", self.partials)))?;
-            self.cur = Some(OpenExt { format, file, first_year: year, last_year: year });
-        }
-        let cur = self.cur.as_mut().expect("opened above");
-        cur.last_year = year;
-        self.rows += 1;
-        Ok(&mut cur.file)
-    }
 }
 
 /// Account-data history files of one kind, `StreamingHistory_{kind}_N.json`.
@@ -976,8 +842,8 @@ enum Device {
 
 impl Device {
     /// The `platform` string: detailed before the rename, short after.
-    fn platform(self, ts: i64, format: Format) -> &'static str {
-        if format == Format::New {
+    fn platform(self, ts: i64, format: ExtendedNaming) -> &'static str {
+        if format == ExtendedNaming::Audio {
             return match self {
                 Device::Phone => "android",
                 Device::Desktop | Device::Web => "windows",
@@ -1094,7 +960,7 @@ struct Generator<'a> {
     weights_epoch: i64,
     artist_cum: Vec<f64>,
     book_progress: Vec<u32>,
-    ext: ExtFiles,
+    ext: ExtendedFiles,
     music: Option<AccountFiles>,
     podcast: Option<AccountFiles>,
 }
@@ -1139,22 +1005,12 @@ fn write_tree(dir: &Path, opts: &SampleOptions) -> io::Result<SampleSummary> {
         dups_left: dups,
         weights_epoch: i64::MIN,
         artist_cum: Vec::new(),
-        ext: ExtFiles {
-            dir: ext_dir.clone(),
-            cap,
-            cur: None,
-            next_index: [0, 0],
-            partials: 0,
-            done: Vec::new(),
-            rows: 0,
-        },
+        ext: ExtendedFiles::new(&ext_dir, cap, MAX_FILE_BYTES),
         music: opts.account_data.then(|| AccountFiles::new(&acc_dir, "music")),
         podcast: (opts.account_data && opts.podcasts).then(|| AccountFiles::new(&acc_dir, "podcast")),
     };
     gen.run(uniques)?;
-    gen.ext.close()?;
-    let mut files = std::mem::take(&mut gen.ext.done);
-    let extended_entries = gen.ext.rows;
+    let (mut files, extended_entries) = gen.ext.finish()?;
     let mut account_entries = 0;
     for acc in [gen.music.take(), gen.podcast.take()].into_iter().flatten() {
         let (done, rows) = acc.close()?;
@@ -1496,7 +1352,7 @@ impl Generator<'_> {
     /// Writes one unique play (and perhaps its exact duplicate) to the extended history and,
     /// in the last year, to the account data.
     fn emit(&mut self, play: &Play) -> io::Result<()> {
-        let format = if play.ts < self.cutoff { Format::Old } else { Format::New };
+        let format = if play.ts < self.cutoff { ExtendedNaming::Endsong } else { ExtendedNaming::Audio };
         self.write_extended(play, format)?;
         if self.dups_left > 0 {
             // Duplicates: ~0.5% of rows, sometimes crossing into the next file.
@@ -1550,7 +1406,7 @@ impl Generator<'_> {
         Ok(())
     }
 
-    fn write_extended(&mut self, play: &Play, format: Format) -> io::Result<()> {
+    fn write_extended(&mut self, play: &Play, format: ExtendedNaming) -> io::Result<()> {
         let cat = &self.cat;
         let ts = fmt_ts(play.ts);
         let ip = format!("{}.{}.{}.{}", play.ip[0], play.ip[1], play.ip[2], play.ip[3]);
@@ -1587,7 +1443,7 @@ impl Generator<'_> {
         let file = self.ext.file_for(format, year)?;
         let platform = play.device.platform(play.ts, format);
         match format {
-            Format::Old => file.push(&OldRow {
+            ExtendedNaming::Endsong => file.push(&OldRow {
                 ts: &ts,
                 username: &self.username,
                 platform,
@@ -1616,7 +1472,7 @@ impl Generator<'_> {
                 }),
                 incognito_mode: play.incognito,
             }),
-            Format::New => file.push(&NewRow {
+            ExtendedNaming::Audio => file.push(&NewRow {
                 ts: &ts,
                 platform,
                 ms_played: play.ms,

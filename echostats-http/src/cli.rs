@@ -1,10 +1,11 @@
 //! Command-line options (every option is also an environment variable) and commands.
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use echostats::analytics::{self, OverviewRequest, Period};
 use echostats::ingest::{self, FileStatus, ImportOptions, ImportSummary};
-use echostats::store::Store;
+use echostats::store::{Store, TimeWindow};
 use echostats::PlayRules;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Print the statistics of a period.
     Report(ReportArgs),
+    /// Write the stored history out: as Spotify's extended streaming history (a backup that
+    /// `import` reads back, into any store) or as CSV.
+    Export(ExportArgs),
     /// Write a synthetic Spotify export (for demos and benchmarks).
     GenerateSample(SampleArgs),
     /// Serve the EchoStats REST API (and its docs at /api/docs).
@@ -83,22 +87,68 @@ pub struct ReportArgs {
     pub top: usize,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Streaming_History_Audio_*.json files into the folder OUT.
+    Extended,
+    /// One CSV file OUT (`-`: standard output), one row per play with every stored field.
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A folder (extended; created if missing, must hold no streaming history yet) or a
+    /// file (csv; `-` for standard output).
+    pub out: PathBuf,
+    /// What to write.
+    #[arg(long, env = "ECHOSTATS_EXPORT_FORMAT", value_enum, default_value_t = ExportFormat::Extended)]
+    pub format: ExportFormat,
+    /// First day (YYYY-MM-DD, UTC) to export; default: the first play.
+    #[arg(long, env = "ECHOSTATS_EXPORT_START")]
+    pub start: Option<chrono::NaiveDate>,
+    /// Last day (YYYY-MM-DD, UTC, included) to export; default: the last play.
+    #[arg(long, env = "ECHOSTATS_EXPORT_END")]
+    pub end: Option<chrono::NaiveDate>,
+}
+
+impl ExportArgs {
+    /// The plays' time window: from the start of `start` to the end of `end`, UTC.
+    fn window(&self) -> anyhow::Result<Option<TimeWindow>> {
+        if self.start.is_none() && self.end.is_none() {
+            return Ok(None);
+        }
+        let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+        let start = self.start.map(midnight).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end = match self.end {
+            Some(d) => midnight(d.succ_opt().context("--end is the last day there is")?),
+            None => DateTime::<Utc>::MAX_UTC,
+        };
+        anyhow::ensure!(
+            start < end,
+            "--start ({}) is after --end ({})",
+            start.date_naive(),
+            end.date_naive().pred_opt().unwrap_or_default()
+        );
+        Ok(Some(TimeWindow { start, end }))
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// Output folder.
-    #[arg(long)]
+    #[arg(long, env = "ECHOSTATS_SAMPLE_OUT")]
     pub out: PathBuf,
     /// Extended-history entries.
-    #[arg(long, default_value_t = 6_000)]
+    #[arg(long, env = "ECHOSTATS_SAMPLE_ENTRIES", default_value_t = 6_000)]
     pub entries: usize,
     /// Years covered.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "ECHOSTATS_SAMPLE_YEARS", default_value_t = 4)]
     pub years: u32,
     /// Random seed.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, env = "ECHOSTATS_SAMPLE_SEED", default_value_t = 42)]
     pub seed: u64,
     /// Write my_spotify_data.zip instead of folders.
-    #[arg(long)]
+    #[arg(long, env = "ECHOSTATS_SAMPLE_ZIP", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub zip: bool,
 }
 
@@ -252,8 +302,50 @@ async fn run_command(store: Arc<dyn Store>, cli_user: &str, command: Command) ->
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(args) => export(&*store, cli_user, &args).await,
         Command::GenerateSample(_) => unreachable!("handled above"),
     }
+}
+
+async fn export(store: &dyn Store, user: &str, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let window = args.window()?;
+    let started = std::time::Instant::now();
+    match args.format {
+        ExportFormat::Extended => {
+            let summary = echostats::export::write_extended_history(store, user, window, &args.out).await?;
+            eprintln!(
+                "Exported {} plays into {} file{} in {} ({:.1} s)",
+                summary.plays,
+                summary.files.len(),
+                if summary.files.len() == 1 { "" } else { "s" },
+                args.out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        ExportFormat::Csv if args.out.as_os_str() == "-" => {
+            let stdout = std::io::BufWriter::new(std::io::stdout());
+            match echostats::export::write_csv(store, user, window, stdout).await {
+                Ok(plays) => eprintln!("Exported {plays} plays ({:.1} s)", started.elapsed().as_secs_f64()),
+                // `echostats export --format csv - | head`: the reader has what it wanted.
+                Err(echostats::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ExportFormat::Csv => {
+            let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+            let written = echostats::export::write_csv(store, user, window, std::io::BufWriter::new(file)).await;
+            let plays = match written {
+                Ok(plays) => plays,
+                Err(e) => {
+                    // No half-written file left behind.
+                    let _ = std::fs::remove_file(&args.out);
+                    return Err(e.into());
+                }
+            };
+            eprintln!("Exported {plays} plays into {} ({:.1} s)", args.out.display(), started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn import(store: &dyn echostats::store::Store, user: &str, args: &ImportArgs) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! The `echostats` binary end to end on a real SQLite file: import the sample export,
-//! import it again (nothing added), report as JSON and text, and bad input. And the same
+//! import it again (nothing added), report as JSON and text, bad input, and export (as
+//! extended history into a fresh store with the same reports, and as CSV). And the same
 //! import and report against MongoDB at `ECHOSTATS_TEST_MONGO_URL` (read at run time;
 //! skipped when unset unless `ECHOSTATS_REQUIRE_SERVICES` is set), with the figures of
 //! SQLite.
@@ -198,4 +199,59 @@ fn mongodb_import_and_report_equal_sqlite() {
     let again = echostats_at(&mongo.url, &["import", fixture]);
     assert!(again.status.success());
     assert!(stdout(&again).contains("Stored: 0 added, 0 enriched"), "{}", stdout(&again));
+}
+
+#[test]
+fn exported_history_imports_into_a_fresh_store_with_the_same_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let imported = echostats(&a, &["import", fixture().to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+
+    let out = dir.path().join("backup");
+    let exported = echostats(&a, &["export", out.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let said = String::from_utf8_lossy(&exported.stderr).into_owned();
+    assert!(said.starts_with("Exported ") && said.contains(" plays into "), "{said}");
+    let files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!files.is_empty() && files.iter().all(|f| f.starts_with("Streaming_History_Audio_")), "{files:?}");
+
+    let into_b = echostats(&b, &["import", out.to_str().unwrap()]);
+    assert!(into_b.status.success(), "{}", stdout(&into_b));
+    assert!(stdout(&into_b).contains("0 failed"), "{}", stdout(&into_b));
+    for period in ["week", "month", "quarter", "year", "all_time"] {
+        let report = ["report", "--period", period, "--format", "json", "--tz", "Europe/Berlin"];
+        assert_eq!(report_json(&echostats(&a, &report)), report_json(&echostats(&b, &report)), "{period}");
+    }
+    let back_into_a = echostats(&a, &["import", out.to_str().unwrap()]);
+    assert!(stdout(&back_into_a).contains("Stored: 0 added, 0 enriched"), "{}", stdout(&back_into_a));
+
+    // Into a folder that holds an export already: refused, nothing touched.
+    let again = echostats(&b, &["export", out.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("export into an empty folder"));
+
+    // CSV on standard output: a header and one row per stored entry; a window.
+    let csv = echostats(&a, &["export", "--format", "csv", "-"]);
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    let text = stdout(&csv);
+    assert!(text.starts_with("played_at,ms_played,kind,origin,uri,"), "{}", &text[..200.min(text.len())]);
+    let rows = text.lines().count() - 1;
+    let entries = stdout(&imported)
+        .lines()
+        .find_map(|l| l.strip_prefix("Stored: ")?.split(' ').next()?.parse::<usize>().ok())
+        .unwrap();
+    assert_eq!(rows, entries, "one row per stored entry");
+    let year = text.lines().nth(1).unwrap()[..4].to_string();
+    let one_year = echostats(
+        &a,
+        &["export", "--format", "csv", "--start", &format!("{year}-01-01"), "--end", &format!("{year}-12-31"), "-"],
+    );
+    let in_year = stdout(&one_year).lines().skip(1).filter(|l| l.starts_with(&year)).count();
+    assert!(in_year > 0 && in_year == stdout(&one_year).lines().count() - 1 && in_year < rows, "{in_year} of {rows}");
+
+    let backwards = echostats(&a, &["export", "--format", "csv", "--start", "2024-02-01", "--end", "2024-01-31", "-"]);
+    assert!(!backwards.status.success());
+    assert!(String::from_utf8_lossy(&backwards.stderr).contains("--start (2024-02-01) is after --end (2024-01-31)"));
 }

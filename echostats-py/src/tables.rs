@@ -4,17 +4,8 @@ use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringB
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use echostats::analytics::TrendPoint;
-use echostats::{PlayOrigin, PlayRecord};
+use echostats::PlayRecord;
 use std::sync::Arc;
-
-/// The `origin` column's value: how the record came in (snake case, as in JSON).
-pub fn origin_name(origin: PlayOrigin) -> &'static str {
-    match origin {
-        PlayOrigin::AccountData => "account_data",
-        PlayOrigin::Api => "api",
-        PlayOrigin::ExtendedHistory => "extended_history",
-    }
-}
 
 const STRING_COLUMNS: [&str; 13] = [
     "kind",
@@ -63,7 +54,7 @@ pub fn plays_batch<'a>(records: impl ExactSizeIterator<Item = &'a PlayRecord>) -
         ms_played.append_value(r.ms_played);
         let values: [Option<&str>; 13] = [
             Some(r.kind.as_str()),
-            Some(origin_name(r.origin)),
+            Some(r.origin.as_str()),
             Some(r.origin.source()),
             r.uri.as_deref(),
             r.track_name.as_deref(),

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 /// `offline_timestamp` values above this are milliseconds, below it seconds
 /// (10^11 seconds is the year 5138; 10^11 milliseconds is March 1973).
-const MILLIS_THRESHOLD: i64 = 100_000_000_000;
+pub(crate) const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
 /// Converts one extended history row. Errors (fatal for the file) name the field.
 pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
@@ -34,6 +34,9 @@ pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
         (PlayKind::Audiobook, chapter_uri)
     } else if track_name.is_some() && artist_name.is_some() {
         (PlayKind::Track, None)
+    } else if raw.episode_name.is_named() && raw.episode_show_name.is_named() {
+        // No URI but both names: how an exported episode from the account data reads.
+        (PlayKind::Episode, None)
     } else {
         (PlayKind::Unknown, None)
     };
@@ -57,6 +60,16 @@ pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
     r.offline = raw.offline.optional("offline")?;
     r.offline_timestamp = offline_time(raw.offline_timestamp.optional("offline_timestamp")?);
     r.incognito = raw.incognito_mode.optional("incognito_mode")?;
+    // What `echostats export` writes beside Spotify's fields (crate::export).
+    if let Some(origin) = raw.echostats_origin.text("echostats_origin")? {
+        r.origin = PlayOrigin::ALL.iter().copied().find(|o| o.as_str() == origin).ok_or_else(|| {
+            let names: Vec<_> = PlayOrigin::ALL.iter().map(|o| o.as_str()).collect();
+            format!("`echostats_origin` must be one of {}, found {origin:?}", names.join(", "))
+        })?;
+    }
+    r.artist_id = raw.echostats_artist_id.text("echostats_artist_id")?;
+    r.context_type = raw.echostats_context_type.text("echostats_context_type")?;
+    r.context_uri = raw.echostats_context_uri.text("echostats_context_uri")?;
     Ok(r)
 }
 

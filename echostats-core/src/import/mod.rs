@@ -33,8 +33,8 @@
 
 mod account;
 mod archive;
-mod extended;
-mod row;
+pub(crate) mod extended;
+pub(crate) mod row;
 mod stream;
 
 use crate::model::PlayRecord;

@@ -60,6 +60,11 @@ impl Field<String> {
     pub(crate) fn text(self, name: &str) -> Result<Option<String>, String> {
         Ok(self.optional(name)?.filter(|s| !s.trim().is_empty()))
     }
+
+    /// Whether the field holds a string that is not blank.
+    pub(crate) fn is_named(&self) -> bool {
+        matches!(self, Field::Value(s) if !s.trim().is_empty())
+    }
 }
 
 /// A JSON scalar type a [`Field`] can hold.
@@ -199,6 +204,11 @@ pub(crate) struct RawEntry {
     pub audiobook_uri: Field<String>,
     pub audiobook_chapter_uri: Field<String>,
     pub audiobook_chapter_title: Field<String>,
+    // Written by `echostats export` beside Spotify's fields (crate::export).
+    pub echostats_origin: Field<String>,
+    pub echostats_artist_id: Field<String>,
+    pub echostats_context_type: Field<String>,
+    pub echostats_context_uri: Field<String>,
     // Account data.
     #[serde(rename = "endTime")]
     pub end_time: Field<String>,
