@@ -280,6 +280,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(u) => u,
         None => default_database_url()?,
     };
+    if let Command::Export(_) = &cli.command {
+        // An export reads every play once: SQLite on mimalloc reads them about twice as
+        // fast (see `sqlite_allocator`), for a little more memory that a one-shot command
+        // does not mind.
+        echostats::sqlite_allocator::use_mimalloc();
+    }
     let store = echostats::open_store(&url).await.with_context(|| format!("opening {url}"))?;
     let outcome = run_command(store.clone(), &cli.user, cli.command).await;
     store.close().await;

@@ -15,6 +15,9 @@ async fn main() -> std::process::ExitCode {
     // A server logs each request (with its id) at info; the one-shot commands only warnings.
     let default_filter = match cli.command {
         cli::Command::Serve(_) => "warn,echostats_http=info",
+        // sqlx times a query until its last row is consumed: an export's one read of every
+        // play lasts as long as writing the files, which is not a slow statement.
+        cli::Command::Export(_) => "warn,sqlx::query=error",
         _ => "warn",
     };
     let filter = cli.log.as_deref().unwrap_or(default_filter);
