@@ -1,7 +1,6 @@
 //! Command-line options (every option is also an environment variable) and commands.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use echostats::analytics::{self, OverviewRequest, Period};
 use echostats::ingest::{self, FileStatus, ImportOptions, ImportSummary};
@@ -114,22 +113,13 @@ pub struct ExportArgs {
 impl ExportArgs {
     /// The plays' time window: from the start of `start` to the end of `end`, UTC.
     fn window(&self) -> anyhow::Result<Option<TimeWindow>> {
-        if self.start.is_none() && self.end.is_none() {
-            return Ok(None);
-        }
         let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-        let start = self.start.map(midnight).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let end = match self.end {
-            Some(d) => midnight(d.succ_opt().context("--end is the last day there is")?),
-            None => DateTime::<Utc>::MAX_UTC,
-        };
-        anyhow::ensure!(
-            start < end,
-            "--start ({}) is after --end ({})",
-            start.date_naive(),
-            end.date_naive().pred_opt().unwrap_or_default()
-        );
-        Ok(Some(TimeWindow { start, end }))
+        let start = self.start.map(midnight);
+        let end = self.end.map(|d| d.succ_opt().context("--end is the last day there is")).transpose()?.map(midnight);
+        if let (Some(first), Some(last)) = (self.start, self.end) {
+            anyhow::ensure!(first <= last, "--start ({first}) is after --end ({last})");
+        }
+        Ok(TimeWindow::open_ended(start, end))
     }
 }
 
@@ -189,7 +179,7 @@ pub struct ServeArgs {
     /// Time limit of a request in seconds.
     #[arg(long, env = "ECHOSTATS_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Time limit of slow requests (rollup build, import) in seconds.
+    /// Time limit of slow requests (rollup build, import, export) in seconds.
     #[arg(long, env = "ECHOSTATS_SLOW_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     pub slow_request_timeout_secs: u64,
     /// Origins allowed to call the API from a browser (comma-separated; empty for none).

@@ -1,5 +1,6 @@
 //! Jobs, API logs and history uploads over real HTTP on loopback: `/api/v1/sync-jobs`,
-//! `/api/v1/api-logs`, `POST /api/v1/history/import` and the rollup-build job.
+//! `/api/v1/api-logs`, `POST /api/v1/history/import`, `GET /api/v1/history/export` and
+//! the rollup-build job.
 
 mod common;
 
@@ -80,6 +81,7 @@ async fn job_and_log_routes_need_a_session() {
         ("GET", "/api/v1/api-logs"),
         ("GET", "/api/v1/api-logs/stats"),
         ("POST", "/api/v1/history/import"),
+        ("GET", "/api/v1/history/export"),
     ] {
         let a = s.call(method.parse().unwrap(), path, None, &[]).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}: {}", a.body);
@@ -373,6 +375,86 @@ async fn an_uploaded_export_is_imported_by_a_job_once() {
     assert!(bob_plays > 0 && bob_plays < plays, "{bob_plays} of {plays}");
     assert_eq!(counted_plays(&s, &alice).await, plays);
     assert_eq!(s.get("/api/v1/sync-jobs", Some(&bob)).await.body["total"], 1);
+    s.stop().await;
+}
+
+/// Uploads `zip` for the session's user and waits for its import job to complete.
+async fn import_zip(s: &TestServer, session: &str, name: &str, zip: &[u8]) -> Value {
+    let a = s.upload("/api/v1/history/import", Some(session), "file", name, zip).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let done = s.wait_for_job(a.body["job_id"].as_str().unwrap(), session).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    done
+}
+
+/// Every period's overview of the session's user, without the moment it was computed.
+async fn overviews(s: &TestServer, session: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for period in ["week", "month", "quarter", "year", "all_time"] {
+        let mut o = s.get(&format!("/api/v1/analytics/overview?period={period}"), Some(session)).await;
+        assert_eq!(o.status, StatusCode::OK, "{}", o.body);
+        o.body.as_object_mut().unwrap().remove("computed_at");
+        all.push(o.body);
+    }
+    all
+}
+
+#[tokio::test]
+async fn an_exported_history_downloads_and_imports_into_another_account() {
+    let uploads = tempfile::tempdir().unwrap();
+    let s = start(|c| c.upload_dir = Some(uploads.path().to_path_buf())).await;
+    let alice = s.login("alice").await;
+    import_zip(&s, &alice, "my_spotify_data.zip", &zipped_fixture()).await;
+
+    let (status, headers, zip) = s.download("/api/v1/history/export", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-disposition"], "attachment; filename=\"echostats-history.zip\"");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.clone())).unwrap();
+    let names: Vec<String> = archive.file_names().map(String::from).collect();
+    assert!(!names.is_empty(), "{names:?}");
+    for name in &names {
+        assert!(name.starts_with("Spotify Extended Streaming History/Streaming_History_Audio_"), "{name}");
+        let rows: Vec<Value> = serde_json::from_reader(archive.by_name(name).unwrap()).unwrap();
+        assert!(rows.iter().all(|r| r["ts"].is_string() && r.get("ip_addr").is_none()), "{name}");
+    }
+
+    // Into another account: the same statistics; back into alice's: nothing added.
+    let bob = s.login("bob").await;
+    import_zip(&s, &bob, "echostats-history.zip", &zip).await;
+    assert_eq!(overviews(&s, &bob).await, overviews(&s, &alice).await);
+    assert!(counted_plays(&s, &bob).await > 1_000);
+    let again = import_zip(&s, &alice, "echostats-history.zip", &zip).await;
+    for st in again["steps"].as_array().unwrap() {
+        assert!(st["detail"].as_str().unwrap().contains(" 0 plays added"), "{again}");
+    }
+
+    // CSV of a window: a header and one row per stored entry in it.
+    let (status, headers, csv) =
+        s.download("/api/v1/history/export?format=csv&start_date=2025-01-01&end_date=2025-06-30", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-disposition"], "attachment; filename=\"echostats-history.csv\"");
+    let csv = String::from_utf8(csv).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("played_at,ms_played,kind,origin,"));
+    let days: Vec<&str> = lines.map(|l| &l[..10]).collect();
+    assert!(days.iter().all(|d| ("2025-01-01"..="2025-06-30").contains(d)), "{days:?}");
+    let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().to_utc();
+    let window = echostats::store::TimeWindow { start, end: start + Age::days(181) };
+    assert_eq!(days.len(), s.store.plays_in("alice", Some(window)).await.unwrap().len());
+    assert!(!days.is_empty());
+
+    for (query, param) in [("format=xml", "format"), ("start_date=2025-02-01&end_date=2025-01-01", "end_date")] {
+        let a = s.get(&format!("/api/v1/history/export?{query}"), Some(&alice)).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {}", a.body);
+        assert_eq!(a.body["detail"][0]["loc"], json!(["query", param]), "{query}");
+    }
+    // A user with no plays gets an empty archive.
+    let carol = s.login("carol").await;
+    let (status, _, empty) = s.download("/api/v1/history/export", &carol).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(zip::ZipArchive::new(std::io::Cursor::new(empty)).unwrap().len(), 0);
+
+    assert_eq!(std::fs::read_dir(uploads.path()).unwrap().count(), 0, "no export or upload left on disk");
     s.stop().await;
 }
 

@@ -108,12 +108,9 @@ impl Store {
         let artist_key = artist.map(normalize_name);
         let batches = block_on(py, async move {
             require_user(&*store, user).await?;
-            // The store filters by time, also with one side open (it reaches as far as a
-            // timestamp can): `history(start=...)` reads only the plays from `start` on.
-            let window = (start.is_some() || end.is_some()).then(|| TimeWindow {
-                start: start.unwrap_or(DateTime::<Utc>::MIN_UTC),
-                end: end.unwrap_or(DateTime::<Utc>::MAX_UTC),
-            });
+            // The store filters by time, also with one side open: `history(start=...)`
+            // reads only the plays from `start` on.
+            let window = TimeWindow::open_ended(start, end);
             let keep = |r: &echostats::PlayRecord| {
                 artist_key.as_ref().is_none_or(|k| r.artist_name.as_deref().is_some_and(|a| normalize_name(a) == *k))
             };

@@ -26,6 +26,16 @@ pub struct TimeWindow {
 }
 
 impl TimeWindow {
+    /// The window from `start` to `end` where a missing side reaches as far as a timestamp
+    /// can; `None` (everything) when both are missing. Stores filter by it, so a window
+    /// open on one side still reads only the plays inside it.
+    pub fn open_ended(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Option<Self> {
+        (start.is_some() || end.is_some()).then(|| TimeWindow {
+            start: start.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            end: end.unwrap_or(DateTime::<Utc>::MAX_UTC),
+        })
+    }
+
     /// Whether `t` falls inside.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         t >= self.start && t < self.end

@@ -47,7 +47,7 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Time limit of a request.
     pub request_timeout: Duration,
-    /// Time limit of the slow routes (rollup build, import).
+    /// Time limit of the slow routes (rollup build, import, export).
     pub slow_request_timeout: Duration,
     /// Origins allowed by CORS (with credentials); empty: no cross-origin access.
     pub cors_origins: Vec<String>,

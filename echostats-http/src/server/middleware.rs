@@ -202,8 +202,9 @@ pub struct Timeout {
     pub slow: Duration,
 }
 
-/// Routes allowed the slow limit (rebuilds and imports).
-const SLOW_ROUTES: &[&str] = &["/api/v1/analytics/rollup-build", "/api/v1/history/import"];
+/// Routes allowed the slow limit (rebuilds, imports, and exports: an export writes the
+/// whole file before it answers).
+const SLOW_ROUTES: &[&str] = &["/api/v1/analytics/rollup-build", "/api/v1/history/import", "/api/v1/history/export"];
 
 impl<E: Endpoint> Middleware<E> for Timeout {
     type Output = TimeoutEndpoint<E>;

@@ -88,6 +88,19 @@ impl TestServer {
         self.call(Method::POST, path, session, &[]).await
     }
 
+    /// GETs `path` and returns the status, headers and the body as bytes.
+    pub async fn download(&self, path: &str, session: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, format!("session={session}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+
     /// Posts `content` as the multipart field `field` (file name `file_name`).
     pub async fn upload(
         &self,

@@ -18,7 +18,7 @@ pub struct HistoryApi;
 
 /// An ISO 8601 instant or date (UTC). A bare date as `end_date` means the end of that day,
 /// so `start_date=2025-01-15&end_date=2025-01-15` is the whole day.
-fn parse_instant(name: &str, s: &str, is_end: bool) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn parse_instant(name: &str, s: &str, is_end: bool) -> Result<DateTime<Utc>, ApiError> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));

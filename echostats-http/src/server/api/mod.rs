@@ -5,6 +5,7 @@ mod analytics;
 mod api_logs;
 mod auth;
 mod catalog;
+mod export;
 mod health;
 mod history;
 mod import;
@@ -56,7 +57,7 @@ pub fn all() -> impl poem_openapi::OpenApi {
         auth::AuthApi,
         analytics::AnalyticsApi,
         (catalog::TracksApi, catalog::ArtistsApi, catalog::AlbumsApi, catalog::GenresApi),
-        (history::HistoryApi, import::ImportApi),
+        (history::HistoryApi, import::ImportApi, export::ExportApi),
         (sync_jobs::SyncJobsApi, api_logs::ApiLogsApi),
         (
             login::SpotifyLoginApi,
