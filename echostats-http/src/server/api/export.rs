@@ -83,7 +83,7 @@ impl ExportApi {
             tracing::error!(error = %e, dir = %dir.display(), "cannot write an export");
             ApiError::internal()
         };
-        let (file, name) = match format.0 {
+        let (mut file, name) = match format.0 {
             ExportFormat::Csv => {
                 let file = tempfile::tempfile_in(&dir).map_err(disk)?;
                 let out = BufWriter::new(file.try_clone().map_err(disk)?);
@@ -99,7 +99,6 @@ impl ExportApi {
                 (zipped.map_err(|e| disk(io::Error::other(e)))?.map_err(disk)?, "echostats-history.zip")
             }
         };
-        let mut file = file;
         file.rewind().map_err(disk)?;
         let body = Body::from_async_read(tokio::fs::File::from_std(file));
         Ok(ExportResponse::File(Attachment::new(body).filename(name)))
@@ -113,8 +112,7 @@ fn zip_files(files: &[PathBuf], dir: &Path) -> io::Result<File> {
     let mut zip = zip::ZipWriter::new(BufWriter::new(tempfile::tempfile_in(dir)?));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(1))
-        .large_file(true);
+        .compression_level(Some(1));
     for path in files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         zip.start_file(format!("Spotify Extended Streaming History/{name}"), options)?;
