@@ -31,7 +31,7 @@ macro_rules! conformance_tests {
     ($factory:path) => {
         $crate::conformance_tests!(@each $factory;
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
-            failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
+            export_imports_back_unchanged, failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
             plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle,
             jobs_listing_and_stats, api_logs_filters_and_stats);
@@ -278,6 +278,50 @@ pub async fn account_data_after_extended_adds_nothing(store: &dyn Store) {
         assert_eq!(got.len(), base.len(), "{user}");
         assert!(got.iter().all(|e| e.record.origin == PlayOrigin::ExtendedHistory), "{user}: a poorer record survived");
     }
+}
+
+/// An export (`crate::export`) imported into another user gives back every stored record,
+/// field for field, and the same figures; imported into the user it came from, nothing.
+pub async fn export_imports_back_unchanged(store: &dyn Store) {
+    let (_tmp, root) = sample_export(1_500);
+    let opts = ImportOptions::default();
+    ingest::import_paths(store, "a", std::slice::from_ref(&root), &opts, None).await.expect("import");
+    // Plays synced from the Web API: millisecond times, artist id and playback context.
+    let mut synced = track(10, 200_123, PlayOrigin::Api, Some("spotify:track:synced1"), "Idioteque", "Radiohead");
+    synced.played_at += Duration::milliseconds(456);
+    synced.artist_id = Some("4Z8W4fKeB5YxbusRsdQVPb".into());
+    synced.context_type = Some("playlist".into());
+    synced.context_uri = Some("spotify:playlist:37i9dQZF1DXcBWIGoYBM5M".into());
+    synced.offline_timestamp = Some(synced.played_at - Duration::milliseconds(200_123));
+    // What only the account data has: names, minute precision, no URI.
+    let local = track(3_600, 95_000, PlayOrigin::AccountData, None, "A Local File", "Nobody Famous");
+    let mut episode =
+        PlayRecord::new(local.played_at + Duration::hours(1), 1_200_000, PlayKind::Episode, PlayOrigin::AccountData);
+    episode.episode_name = Some("Morning News".into());
+    episode.show_name = Some("The Daily".into());
+    insert_all(store, "a", vec![synced, local, episode], &PlayRules::default()).await;
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let summary = crate::export::write_extended_history(store, "a", None, out.path()).await.expect("export");
+    let original: Vec<PlayRecord> = all_history(store, "a").await.into_iter().map(|e| e.record).collect();
+    assert_eq!(summary.plays, original.len() as u64);
+
+    let paths = [out.path().to_path_buf()];
+    let into_b = ingest::import_paths(store, "b", &paths, &opts, None).await.expect("import the export");
+    assert_eq!((into_b.outcome.added, into_b.failed().count()), (original.len() as u64, 0), "{:?}", into_b.files);
+    let copy: Vec<PlayRecord> = all_history(store, "b").await.into_iter().map(|e| e.record).collect();
+    assert_eq!(copy, original);
+    for period in Period::ALL {
+        let req = OverviewRequest { now: Some(now()), ..OverviewRequest::new(period) };
+        let (mut a, mut b) = (
+            analytics::overview(store, "a", &req).await.expect("overview"),
+            analytics::overview(store, "b", &req).await.expect("overview"),
+        );
+        (a.computed_at, b.computed_at) = (now(), now());
+        assert_eq!(a, b, "{period:?}");
+    }
+    let back = ingest::import_paths(store, "a", &paths, &opts, None).await.expect("import into a");
+    assert_eq!((back.outcome.added, back.outcome.replaced), (0, 0));
 }
 
 /// A file that fails half-way is rolled back; the other files land; the summary says which.
