@@ -271,9 +271,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_database_url()?,
     };
     if let Command::Export(_) = &cli.command {
-        // An export reads every play once: SQLite on mimalloc reads them about twice as
-        // fast (see `sqlite_allocator`), for a little more memory that a one-shot command
-        // does not mind.
+        // An export reads every play once: with SQLite on mimalloc (see `sqlite_allocator`)
+        // a 984k-play export took 9.5 s instead of 12.1 s, for a few MB more memory.
         echostats::sqlite_allocator::use_mimalloc();
     }
     let store = echostats::open_store(&url).await.with_context(|| format!("opening {url}"))?;
