@@ -324,31 +324,50 @@ pub async fn export_imports_back_unchanged(store: &dyn Store) {
     assert_eq!((back.outcome.added, back.outcome.replaced), (0, 0));
 }
 
-/// A file that fails half-way is rolled back; the other files land; the summary says which.
+/// A file that fails half-way is rolled back; the other files land, before and after
+/// it, with their rollups and item totals; the summary says which failed.
 pub async fn failed_file_leaves_nothing(store: &dyn Store) {
     let dir = tempfile::tempdir().unwrap();
-    let row = |i: usize| {
+    let row = |day: u32, i: usize| {
         format!(
-            r#"{{"ts":"2026-01-01T{:02}:{:02}:00Z","ms_played":200000,"master_metadata_track_name":"T{i}","master_metadata_album_artist_name":"A","master_metadata_album_album_name":"B","spotify_track_uri":"spotify:track:{i}"}}"#,
+            r#"{{"ts":"2026-01-{day:02}T{:02}:{:02}:00Z","ms_played":200000,"master_metadata_track_name":"T{i}","master_metadata_album_artist_name":"A","master_metadata_album_album_name":"B","spotify_track_uri":"spotify:track:{i}"}}"#,
             (i / 60) % 24,
             i % 60
         )
     };
-    let good: Vec<String> = (0..50).map(row).collect();
-    std::fs::write(dir.path().join("a_good.json"), format!("[{}]", good.join(","))).unwrap();
-    let mut bad: Vec<String> = (100..130).map(row).collect();
+    let write = |name: &str, rows: Vec<String>| {
+        std::fs::write(dir.path().join(name), format!("[{}]", rows.join(","))).unwrap();
+    };
+    write("a_good.json", (0..50).map(|i| row(1, i)).collect());
+    // Three chunks of this file are inserted before its bad entry.
+    let mut bad: Vec<String> = (200..230).map(|i| row(3, i)).collect();
     bad.push(r#"{"ts":"2026-01-02T00:00:00Z","ms_played":"lots"}"#.into());
-    std::fs::write(dir.path().join("b_bad.json"), format!("[{}]", bad.join(","))).unwrap();
+    write("b_bad.json", bad);
+    // After the failed file: duplicates of the first file, and the failed file's plays,
+    // which are new again.
+    write("c_good.json", (40..50).map(|i| row(1, i)).chain((200..220).map(|i| row(3, i))).collect());
+    // Fails at its first entry, before anything of it is inserted.
+    write(
+        "d_bad.json",
+        vec![r#"{"ts":"2026-01-04T00:00:00Z","ms_played":-1,"spotify_track_uri":"spotify:track:9"}"#.into()],
+    );
     let opts = ImportOptions { chunk_size: 10, ..ImportOptions::default() };
     let s = ingest::import_paths(store, "u", &[dir.path().to_path_buf()], &opts, None).await.unwrap();
-    let failed: Vec<_> = s.failed().collect();
-    assert_eq!(failed.len(), 1);
-    assert!(failed[0].file.ends_with("b_bad.json"));
-    let FileStatus::Failed { error } = &failed[0].status else { unreachable!() };
+    let failed: Vec<_> = s.failed().map(|f| f.file.rsplit(['/', '\\']).next().unwrap()).collect();
+    assert_eq!(failed, ["b_bad.json", "d_bad.json"]);
+    let FileStatus::Failed { error } = &s.failed().next().unwrap().status else { unreachable!() };
     assert!(error.contains("entry 30"), "error should name the entry: {error}");
-    assert_eq!(s.outcome.added, 50);
-    assert_eq!(all_history(store, "u").await.len(), 50);
-    assert_eq!(store.rollup_status("u").await.unwrap().total_days, 1);
+    assert_eq!((s.outcome.added, s.outcome.duplicates), (70, 10));
+    assert_eq!(all_history(store, "u").await.len(), 70);
+    let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let days = store.rollup_days("u", ymd(2026, 1, 1), ymd(2026, 1, 4)).await.unwrap();
+    let days: Vec<_> =
+        days.iter().map(|d| (d.day, d.plays.iter().sum::<i64>())).filter(|(_, plays)| *plays > 0).collect();
+    assert_eq!(days, [(ymd(2026, 1, 1), 50), (ymd(2026, 1, 3), 20)]);
+    let artists = store.item_ranking("u", ItemKind::Artist, None, None).await.unwrap();
+    let artists: Vec<_> = artists.items.iter().map(|a| (a.name.as_str(), a.play_count, a.total_ms)).collect();
+    assert_eq!(artists, [("A", 70, 70 * 200_000)]);
+    assert_eq!(store.item_ranking("u", ItemKind::Track, None, None).await.unwrap().distinct, 70);
 }
 
 /// Rolled back and dropped batches leave no plays and no rollups.

@@ -1,4 +1,7 @@
 //! Writing plays: the insert batch (one transaction), rollup maintenance and rebuilds.
+//!
+//! MongoDB transactions have no savepoints, so the batch keeps [`PlayBatch`]'s defaults
+//! for them: the importer then commits a batch per file.
 
 use crate::codec::{day_doc, day_from_doc, day_num, entry_from_doc, ms_ceil, ms_floor, num, play_doc};
 use crate::error::{is_duplicate, MongoError, MongoResult};

@@ -24,8 +24,9 @@ use std::sync::Arc;
 const PLAY_ROWS_PER_INSERT: usize = MAX_BINDS / PLAY_WRITE_COLS.len();
 /// Plays read per page while rebuilding.
 const REBUILD_PAGE: i64 = 20_000;
-/// Pending item changes above which a batch writes its aggregates before commit.
-const FLUSH_ITEMS: usize = 100_000;
+/// Pending item changes above which a batch writes its aggregates before commit (a
+/// handful in unit tests, so that their batches flush in every state).
+const FLUSH_ITEMS: usize = if cfg!(test) { 6 } else { 100_000 };
 
 /// An insert batch: one database transaction holding the user's write lock. Plays are
 /// written by each insert; the rollup and item-total changes are accumulated and written
@@ -36,11 +37,10 @@ pub(crate) struct SqlBatch {
     dialect: Dialect,
     user_id: String,
     rules: PlayRules,
-    days: BTreeMap<NaiveDate, RollupDay>,
-    items: Items,
-    /// Items whose first play (or Spotify id play) was rewritten away: recomputed from
-    /// the plays after the item changes are written.
-    recompute: HashSet<(ItemKind, String)>,
+    /// Aggregate changes not written yet (since the savepoint, while one is set).
+    pending: Pending,
+    /// The open savepoint, if any.
+    savepoint: Option<Savepoint>,
     /// Planned writes not sent yet (SQLite: they run while the next chunk is planned).
     queued: Queued,
     /// SQLite: the id the next new play will get.
@@ -87,9 +87,8 @@ impl SqlStore {
             dialect: self.dialect,
             user_id: user_id.to_string(),
             rules: rules.clone(),
-            days: BTreeMap::new(),
-            items: Items::new(),
-            recompute: HashSet::new(),
+            pending: Pending::default(),
+            savepoint: None,
             queued: Queued::default(),
             next_id,
             poisoned: false,
@@ -161,6 +160,7 @@ impl PlayBatch for SqlBatch {
                 self.tx.rollback().await?;
                 return Err(SqlError::Poisoned);
             }
+            self.release_savepoint_inner().await?;
             self.flush().await?;
             self.tx.commit().await?;
             if let Some(wake) = &self.checkpoint {
@@ -176,21 +176,158 @@ impl PlayBatch for SqlBatch {
         let backend = self.backend;
         self.tx.rollback().await.map_err(|e| SqlError::from(e).into_core(backend))
     }
+
+    async fn savepoint(&mut self) -> Result<bool> {
+        if self.poisoned {
+            return Err(SqlError::Poisoned.into_core(self.backend));
+        }
+        if self.savepoint.is_some() {
+            return Err(echostats_core::Error::invalid("a savepoint is already open in this batch"));
+        }
+        // The SAVEPOINT statement itself waits for the next insert (`Savepoint::set`).
+        self.savepoint = Some(Savepoint::default());
+        Ok(true)
+    }
+
+    async fn release_savepoint(&mut self) -> Result<()> {
+        let backend = self.backend;
+        if self.poisoned {
+            return Err(SqlError::Poisoned.into_core(backend));
+        }
+        let result = self.release_savepoint_inner().await;
+        self.poisoned = result.is_err();
+        result.map_err(|e| e.into_core(backend))
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        let backend = self.backend;
+        if self.poisoned {
+            return Err(SqlError::Poisoned.into_core(backend));
+        }
+        let result = self.rollback_to_savepoint_inner().await;
+        self.poisoned = result.is_err();
+        result.map_err(|e| e.into_core(backend))
+    }
+}
+
+/// The statements of the one savepoint a batch holds at a time (same on both dialects).
+const SET_SAVEPOINT: &str = "SAVEPOINT echostats_part";
+const RELEASE_SAVEPOINT: &str = "RELEASE SAVEPOINT echostats_part";
+const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT echostats_part";
+
+/// A savepoint of a batch ([`PlayBatch::savepoint`]).
+#[derive(Default)]
+struct Savepoint {
+    /// The SAVEPOINT statement has run. It runs in the first insert after
+    /// [`PlayBatch::savepoint`], once the writes still queued from before are sent (they
+    /// belong before it): sending them while the next chunk is planned is what keeps
+    /// both cores busy across files.
+    set: bool,
+    /// The aggregate changes of before the savepoint, apart from those after it, so
+    /// that a rollback to it keeps them.
+    before: Pending,
+    /// `before` was written after the savepoint (a flush while it was open): a rollback
+    /// undoes that write, so it stays pending until the savepoint is released.
+    before_written: bool,
+}
+
+/// Aggregate changes not written yet.
+#[derive(Default)]
+struct Pending {
+    days: BTreeMap<NaiveDate, RollupDay>,
+    items: Items,
+    /// Items whose first play (or Spotify id play) was rewritten away: recomputed from
+    /// the plays after the item changes are written.
+    recompute: HashSet<(ItemKind, String)>,
+}
+
+impl Pending {
+    fn add_days(&mut self, days: impl IntoIterator<Item = (NaiveDate, RollupDay)>) {
+        for (day, d) in days {
+            match self.days.get_mut(&day) {
+                Some(pending) => pending.add(&d),
+                None => {
+                    self.days.insert(day, d);
+                }
+            }
+        }
+    }
+
+    /// Adds the changes of `later`, made after these.
+    fn absorb(&mut self, later: Pending) {
+        self.add_days(later.days);
+        self.items.absorb(later.items);
+        self.recompute.extend(later.recompute);
+    }
+
+    /// Writes the changes: rollups, item totals, then the recomputed items.
+    async fn write(&self, conn: &mut AnyConnection, dialect: Dialect, user_id: &str) -> SqlResult<()> {
+        apply_days(conn, dialect, user_id, &self.days).await?;
+        items::upsert_items(conn, dialect, user_id, &self.items).await?;
+        if !self.recompute.is_empty() {
+            items::recompute_items(conn, dialect, user_id, &self.recompute).await?;
+        }
+        Ok(())
+    }
 }
 
 impl SqlBatch {
-    /// Writes the queued plays, then the pending rollup and item changes.
+    /// Writes the queued plays, then the pending rollup and item changes (those of
+    /// before an open savepoint first: on a tie, the later change wins).
     async fn flush(&mut self) -> SqlResult<()> {
         self.write_queued().await?;
         let conn: &mut AnyConnection = &mut self.tx;
-        apply_days(conn, self.dialect, &self.user_id, &self.days).await?;
-        items::upsert_items(conn, self.dialect, &self.user_id, &self.items).await?;
-        if !self.recompute.is_empty() {
-            items::recompute_items(conn, self.dialect, &self.user_id, &self.recompute).await?;
+        if let Some(sp) = self.savepoint.as_mut().filter(|sp| sp.set && !sp.before_written) {
+            sp.before.write(conn, self.dialect, &self.user_id).await?;
+            sp.before_written = true;
         }
-        self.days.clear();
-        self.items.clear();
-        self.recompute.clear();
+        self.pending.write(conn, self.dialect, &self.user_id).await?;
+        self.pending = Pending::default();
+        Ok(())
+    }
+
+    /// Runs the SAVEPOINT statement if [`PlayBatch::savepoint`] asked for one: the
+    /// queued writes have been sent, so everything from here on is after it.
+    async fn set_savepoint(&mut self) -> SqlResult<()> {
+        let Some(sp) = self.savepoint.as_mut().filter(|sp| !sp.set) else { return Ok(()) };
+        self.tx.execute(SET_SAVEPOINT).await?;
+        sp.set = true;
+        sp.before = std::mem::take(&mut self.pending);
+        Ok(())
+    }
+
+    async fn release_savepoint_inner(&mut self) -> SqlResult<()> {
+        let Some(sp) = self.savepoint.take() else { return Ok(()) };
+        if !sp.set {
+            return Ok(());
+        }
+        self.tx.execute(RELEASE_SAVEPOINT).await?;
+        if !sp.before_written {
+            let after = std::mem::replace(&mut self.pending, sp.before);
+            self.pending.absorb(after);
+        }
+        if self.pending.items.len() > FLUSH_ITEMS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint_inner(&mut self) -> SqlResult<()> {
+        let Some(sp) = self.savepoint.take() else {
+            return Err(SqlError::Corrupt("no savepoint to roll back to".into()));
+        };
+        if !sp.set {
+            // Nothing was inserted since: what is queued comes from before.
+            return Ok(());
+        }
+        // ROLLBACK TO leaves the savepoint open, on both dialects.
+        self.tx.execute(ROLLBACK_TO_SAVEPOINT).await?;
+        self.tx.execute(RELEASE_SAVEPOINT).await?;
+        self.queued = Queued::default();
+        self.pending = sp.before;
+        if self.dialect == Dialect::Sqlite {
+            self.next_id = Some(next_play_id(&mut self.tx).await?);
+        }
         Ok(())
     }
 
@@ -245,6 +382,7 @@ impl SqlBatch {
         let (written, planned) = tokio::join!(self.write_queued(), planning);
         written?;
         let (mut plan, derived) = planned.map_err(|e| SqlError::Crashed(format!("planning an insert: {e}")))?;
+        self.set_savepoint().await?;
 
         // Replacements: rewritten in place, same id.
         let rules = &self.rules;
@@ -261,12 +399,12 @@ impl SqlBatch {
                     .flatten()
                     .any(|n| n.kind == c.kind && n.key == c.key && (c.sid.is_none() || n.sid.is_some()));
                 if !kept {
-                    self.recompute.insert((c.kind, c.key.to_string()));
+                    self.pending.recompute.insert((c.kind, c.key.to_string()));
                 }
-                items::remove(&mut self.items, c, original.ms_played);
+                items::remove(&mut self.pending.items, c, original.ms_played);
             }
             for c in new_contribs.into_iter().flatten() {
-                items::add(&mut self.items, c, id_num, record.ms_played);
+                items::add(&mut self.pending.items, c, id_num, record.ms_played);
             }
             self.queued.replacements.push((id_num, record, d_new));
         }
@@ -274,18 +412,11 @@ impl SqlBatch {
         self.queued.inserts = plan.inserts;
         self.queued.derived = derived;
 
-        for (day, d) in plan.delta.days {
-            match self.days.get_mut(&day) {
-                Some(pending) => pending.add(&d),
-                None => {
-                    self.days.insert(day, d);
-                }
-            }
-        }
+        self.pending.add_days(plan.delta.days);
         if dialect == Dialect::Postgres {
             self.write_queued().await?;
         }
-        if self.items.len() > FLUSH_ITEMS {
+        if self.pending.items.len() > FLUSH_ITEMS {
             self.flush().await?;
         }
         Ok(plan.outcome)
@@ -295,7 +426,8 @@ impl SqlBatch {
     /// counting the new plays' item totals.
     async fn write_queued(&mut self) -> SqlResult<()> {
         let queued = std::mem::take(&mut self.queued);
-        let SqlBatch { tx, dialect, user_id, items, next_id, .. } = self;
+        let SqlBatch { tx, dialect, user_id, pending, next_id, .. } = self;
+        let items = &mut pending.items;
         let conn: &mut AnyConnection = tx;
         let (dialect, user_id) = (*dialect, user_id.as_str());
         for (id, record, d) in &queued.replacements {

@@ -87,8 +87,26 @@ impl Items {
         self.by_kind.iter().all(HashMap::is_empty)
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.by_kind.iter_mut().for_each(HashMap::clear);
+    /// Adds the changes of `later`, made after these (on the same play id, the later
+    /// candidate wins, as in [`add`]).
+    pub(crate) fn absorb(&mut self, later: Items) {
+        for (mine, theirs) in self.by_kind.iter_mut().zip(later.by_kind) {
+            for (key, t) in theirs {
+                let acc = mine.entry(key).or_default();
+                acc.plays += t.plays;
+                acc.ms += t.ms;
+                if let Some(first) = t.first {
+                    if acc.first.as_ref().is_none_or(|(f, _, _)| first.0 <= *f) {
+                        acc.first = Some(first);
+                    }
+                }
+                if let Some(sid) = t.sid {
+                    if acc.sid.as_ref().is_none_or(|(s, _)| sid.0 <= *s) {
+                        acc.sid = Some(sid);
+                    }
+                }
+            }
+        }
     }
 
     fn acc(&mut self, kind: ItemKind, key: &str) -> &mut ItemAcc {

@@ -347,6 +347,7 @@ async fn differential(sql: SqlStore, exact_ids: bool, seed: u64, span_ms: u64) {
     let users = ["alice", "bob"];
     let mut rules = PlayRules::default();
     let mut total = InsertOutcome::default();
+    let mut rolled_back_parts = 0;
     for round in 0..14 {
         let user = users[rng.below(2) as usize];
         if round == 9 {
@@ -360,15 +361,31 @@ async fn differential(sql: SqlStore, exact_ids: bool, seed: u64, span_ms: u64) {
         }
         let mut mb = mem.begin_batch(user, &rules).await.unwrap();
         let mut sb = sql.begin_batch(user, &rules).await.unwrap();
-        for _ in 0..1 + rng.below(3) {
-            // One round of inserts large enough for several statements per insert (the
-            // writer binds the next while SQLite runs the current one).
-            let n = if round == 5 { 2_100 } else { rng.below(120) as usize };
-            let plays: Vec<PlayRecord> = (0..n).map(|_| random_record(&mut rng, span_ms)).collect();
-            let a = mb.insert(plays.clone()).await.unwrap();
-            let b = sb.insert(plays).await.unwrap();
-            assert_eq!(a, b, "seed {seed} round {round}: outcome");
-            total += a;
+        for part in 0..1 + rng.below(3) {
+            // Parts behind a savepoint (like the files of an import), kept or rolled back;
+            // pending aggregates are flushed inside them (FLUSH_ITEMS is small in tests).
+            let savepoint = rng.below(3) != 0;
+            if savepoint {
+                assert!(mb.savepoint().await.unwrap() && sb.savepoint().await.unwrap());
+            }
+            for _ in 0..1 + rng.below(2) {
+                // One round of inserts large enough for several statements per insert
+                // (the writer binds the next while SQLite runs the current one).
+                let n = if round == 5 { 2_100 } else { rng.below(120) as usize };
+                let plays: Vec<PlayRecord> = (0..n).map(|_| random_record(&mut rng, span_ms)).collect();
+                let a = mb.insert(plays.clone()).await.unwrap();
+                let b = sb.insert(plays).await.unwrap();
+                assert_eq!(a, b, "seed {seed} round {round} part {part}: outcome");
+                total += a;
+            }
+            if savepoint && rng.below(3) == 0 {
+                mb.rollback_to_savepoint().await.unwrap();
+                sb.rollback_to_savepoint().await.unwrap();
+                rolled_back_parts += 1;
+            } else if savepoint {
+                mb.release_savepoint().await.unwrap();
+                sb.release_savepoint().await.unwrap();
+            }
         }
         if rng.below(5) == 0 {
             mb.rollback().await.unwrap();
@@ -381,8 +398,8 @@ async fn differential(sql: SqlStore, exact_ids: bool, seed: u64, span_ms: u64) {
             assert_same(&mem, &sql, u, exact_ids, &format!("seed {seed} round {round} user {u}")).await;
         }
     }
-    eprintln!("seed {seed} span {span_ms}: {total:?}");
-    assert!(total.replaced > 0 && total.duplicates > 0);
+    eprintln!("seed {seed} span {span_ms}: {total:?}, {rolled_back_parts} parts rolled back");
+    assert!(total.replaced > 0 && total.duplicates > 0 && rolled_back_parts > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

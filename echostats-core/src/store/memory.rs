@@ -52,6 +52,8 @@ struct MemoryBatch {
     rules: PlayRules,
     staged: Vec<HistoryEntry>,
     next_id: u64,
+    /// The open savepoint: the staged plays and next id as they were.
+    savepoint: Option<(Vec<HistoryEntry>, u64)>,
 }
 
 #[async_trait]
@@ -78,7 +80,7 @@ impl PlayBatch for MemoryBatch {
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        let MemoryBatch { mut guard, user_id, rules, staged, next_id } = *self;
+        let MemoryBatch { mut guard, user_id, rules, staged, next_id, .. } = *self;
         guard.next_id = next_id;
         let data = guard.data.entry(user_id).or_default();
         data.plays = staged;
@@ -87,6 +89,22 @@ impl PlayBatch for MemoryBatch {
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn savepoint(&mut self) -> Result<bool> {
+        self.savepoint = Some((self.staged.clone(), self.next_id));
+        Ok(true)
+    }
+
+    async fn release_savepoint(&mut self) -> Result<()> {
+        self.savepoint = None;
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        let (staged, next_id) = self.savepoint.take().ok_or_else(|| Error::invalid("no savepoint to roll back to"))?;
+        (self.staged, self.next_id) = (staged, next_id);
         Ok(())
     }
 }
@@ -121,7 +139,14 @@ impl HistoryStore for MemoryStore {
         let guard = self.inner.clone().lock_owned().await;
         let staged = guard.data.get(user_id).map(|d| d.plays.clone()).unwrap_or_default();
         let next_id = guard.next_id;
-        Ok(Box::new(MemoryBatch { guard, user_id: user_id.to_string(), rules: rules.clone(), staged, next_id }))
+        Ok(Box::new(MemoryBatch {
+            guard,
+            user_id: user_id.to_string(),
+            rules: rules.clone(),
+            staged,
+            next_id,
+            savepoint: None,
+        }))
     }
 
     async fn history_items(&self, user_id: &str, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

@@ -61,7 +61,7 @@ impl std::ops::AddAssign for InsertOutcome {
     }
 }
 
-/// An atomic batch of inserts for one user, e.g. one import file.
+/// An atomic batch of inserts for one user, e.g. the files of an import.
 ///
 /// Guarantees: inserts are idempotent under the duplicate rule ([`PlayRecord::same_play`]):
 /// an entry that matches a stored one (or one inserted earlier in the batch) is not
@@ -77,6 +77,25 @@ pub trait PlayBatch: Send {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Discards everything inserted.
     async fn rollback(self: Box<Self>) -> Result<()>;
+
+    /// Marks a point that [`PlayBatch::rollback_to_savepoint`] returns to: the start of
+    /// an import file, so that one batch can hold many files and a bad one is undone
+    /// alone. At most one savepoint is open at a time. Returns `false` and marks nothing
+    /// where the backend's transactions have no savepoints (MongoDB): callers then use a
+    /// batch per file.
+    async fn savepoint(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    /// Keeps what was inserted since the savepoint: it commits or rolls back with the
+    /// batch, and the savepoint is gone.
+    async fn release_savepoint(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Undoes every insert since the savepoint (plays, rollups, item totals), keeps what
+    /// came before it, and closes the savepoint; the batch stays open.
+    async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        Err(crate::Error::NotSupported { what: "savepoints in an insert batch".into() })
+    }
 }
 
 /// Checks a 1-based page and a page size against `max_limit`.

@@ -332,8 +332,8 @@ pub async fn rollup_build(state: Arc<AppState>, job: JobRecorder) -> Result<(), 
 }
 
 /// The body of an `import` job: imports the uploaded export with the core importer, one
-/// step per file. Fails when any file failed (the others are still stored, one
-/// transaction per file). The upload is deleted when this ends.
+/// step per file. Fails when any file failed (the others are still stored: each file is
+/// atomic). The upload is deleted when this ends.
 pub async fn import_upload(state: Arc<AppState>, job: JobRecorder, upload: SavedUpload) -> Result<(), String> {
     job.running().await;
     // Messages name the file as uploaded, not its temporary path.

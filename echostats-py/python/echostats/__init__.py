@@ -247,7 +247,7 @@ class Store:
     def import_export(self, path: StrPath, user: str = "local") -> ImportSummary:
         """Imports a Spotify export (a .json file, a folder, or the zip as downloaded).
 
-        One transaction per file: a bad file is rolled back and listed in
+        Each file is atomic: a bad file is rolled back and listed in
         ``summary.failed``; the others still land. Raises ImportFailedError when the
         path itself cannot be opened.
         """
