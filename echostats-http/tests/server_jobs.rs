@@ -378,6 +378,26 @@ async fn an_uploaded_export_is_imported_by_a_job_once() {
     s.stop().await;
 }
 
+/// An upload big enough for many progress updates imports without waiting on itself: a
+/// progress write awaited beside the import, on SQLite, waited for the import's own
+/// transaction until the 30 s busy timeout, again and again (minutes for 128k entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_records_its_progress_without_stalling() {
+    let export = tempfile::tempdir().unwrap();
+    let opts = echostats::sample::SampleOptions { zip: true, ..echostats::sample::SampleOptions::with_entries(40_000) };
+    let written = echostats::sample::generate_export(export.path(), &opts).unwrap();
+    let zip = std::fs::read(&written.files[0]).unwrap();
+    let s = start(|_| {}).await;
+    let alice = s.login("alice").await;
+    let done = import_zip(&s, &alice, "my_spotify_data.zip", &zip).await;
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(done[field].as_str().unwrap()).unwrap();
+    let took = at("completed_at") - at("started_at");
+    // Not a speed target: one stall alone is the 30 s busy timeout.
+    assert!(took < Age::seconds(30), "the import job took {took} (a stall on the database lock?): {done}");
+    assert!(done["items_processed"].as_i64().unwrap() > 40_000, "{done}");
+    s.stop().await;
+}
+
 /// Uploads `zip` for the session's user and waits for its import job to complete.
 async fn import_zip(s: &TestServer, session: &str, name: &str, zip: &[u8]) -> Value {
     let a = s.upload("/api/v1/history/import", Some(session), "file", name, zip).await;

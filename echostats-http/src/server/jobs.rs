@@ -341,32 +341,39 @@ pub async fn import_upload(state: Arc<AppState>, job: JobRecorder, upload: Saved
     let shown = move |s: &str| s.replace(&prefix, "");
     let opts = ImportOptions { rules: state.config.rules.clone(), ..ImportOptions::default() };
     let (progress_tx, mut progress_rx) = tokio::sync::watch::channel(None::<ImportSummary>);
+    // The progress is written by a task of its own. On SQLite the import's open
+    // transaction holds the database's write lock: a progress write awaited beside the
+    // import (in a select! over both) kept the import from reaching its commit, and
+    // waited out the 30 s busy timeout each time (5.5 minutes for a 128k-entry upload).
+    let recorder = {
+        let (state, job, shown) = (state.clone(), job.clone(), shown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROGRESS_EVERY);
+            while progress_rx.changed().await.is_ok() {
+                let running = progress_rx.borrow_and_update().clone();
+                if let Some(s) = running {
+                    // Files were committed: their plays count from now on.
+                    state.reads.invalidate_user(job.user_id());
+                    job.update(|j| {
+                        j.items_processed = s.entries() as i64;
+                        j.steps = s.files.iter().map(|f| file_step(f, &shown)).collect();
+                    })
+                    .await;
+                }
+                every.tick().await;
+            }
+        })
+    };
     let progress = move |s: &ImportSummary, _file: &str| {
         progress_tx.send_replace(Some(s.clone()));
     };
     let paths = [upload.path().to_path_buf()];
-    let import = ingest::import_paths(&*state.store, job.user_id(), &paths, &opts, Some(&progress));
-    tokio::pin!(import);
-    let mut every = tokio::time::interval(PROGRESS_EVERY);
-    let result = loop {
-        tokio::select! {
-            result = &mut import => break result,
-            _ = every.tick() => {
-                if progress_rx.has_changed().unwrap_or(false) {
-                    let running = progress_rx.borrow_and_update().clone();
-                    if let Some(s) = running {
-                        // A file was committed: its plays count from now on.
-                        state.reads.invalidate_user(job.user_id());
-                        job.update(|j| {
-                            j.items_processed = s.entries() as i64;
-                            j.steps = s.files.iter().map(|f| file_step(f, &shown)).collect();
-                        })
-                        .await;
-                    }
-                }
-            }
-        }
-    };
+    let result = ingest::import_paths(&*state.store, job.user_id(), &paths, &opts, Some(&progress)).await;
+    // The sender goes with the callback: the recorder writes what it has and ends.
+    drop(progress);
+    if let Err(e) = recorder.await {
+        tracing::error!(job_id = %job.id, "the import's progress recorder crashed: {e}");
+    }
     state.reads.invalidate_user(job.user_id());
     let summary = result.map_err(|e| shown(&e.to_string()))?;
     let read: u64 = summary.files.iter().map(|f| f.entries).sum();
