@@ -352,7 +352,8 @@ pub async fn import_upload(state: Arc<AppState>, job: JobRecorder, upload: Saved
             while progress_rx.changed().await.is_ok() {
                 let running = progress_rx.borrow_and_update().clone();
                 if let Some(s) = running {
-                    // Files were committed: their plays count from now on.
+                    // Plays were added: cached overviews go (they count once committed,
+                    // which the import does at least every ingest::COMMIT_EVERY).
                     state.reads.invalidate_user(job.user_id());
                     job.update(|j| {
                         j.items_processed = s.entries() as i64;
