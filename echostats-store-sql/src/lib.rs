@@ -67,6 +67,10 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// and every few seconds for the other writes. Dropping the last handle stops it.
 struct Checkpointer {
     wake: Arc<tokio::sync::Notify>,
+    /// Held while a checkpoint runs. [`SqlStore::close`] takes it for the final
+    /// checkpoint: a TRUNCATE checkpoint beside a running one is blocked, and an import
+    /// then left its last few hundred MB of log behind for the next process to copy.
+    running: Arc<tokio::sync::Mutex<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -74,12 +78,15 @@ impl Checkpointer {
     fn spawn(pool: AnyPool) -> Self {
         let wake = Arc::new(tokio::sync::Notify::new());
         let woken = wake.clone();
+        let running = Arc::new(tokio::sync::Mutex::new(()));
+        let held = running.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = woken.notified() => {}
                     () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
                 }
+                let _running = held.lock().await;
                 if pool.is_closed() {
                     return;
                 }
@@ -88,7 +95,7 @@ impl Checkpointer {
                 }
             }
         });
-        Checkpointer { wake, task }
+        Checkpointer { wake, running, task }
     }
 }
 
@@ -187,9 +194,25 @@ impl SqlStore {
     /// Closes every connection (waits for checked-out connections to come back). A
     /// SQLite file is checkpointed first, so that it is complete without its log.
     pub async fn close(&self) {
-        if self.checkpointer.is_some() {
-            if let Err(e) = self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await {
-                tracing::debug!(error = %e, "final WAL checkpoint failed");
+        // Held until the pool is closed, so that no background checkpoint starts beside
+        // the final one.
+        let background_checkpoint = match &self.checkpointer {
+            Some(c) => Some(c.running.lock().await),
+            None => None,
+        };
+        if background_checkpoint.is_some() && !self.pool.is_closed() {
+            // One row: (1 if blocked, frames in the log, frames copied back).
+            let checkpoint = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)");
+            match checkpoint.fetch_one(&self.pool).await {
+                Ok((0, _, _)) => {}
+                Ok((_, log, copied)) => tracing::warn!(
+                    log_frames = log,
+                    copied_frames = copied,
+                    "final WAL checkpoint blocked by another connection: the database file needs its -wal file"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "final WAL checkpoint failed: the database file needs its -wal file")
+                }
             }
         }
         self.pool.close().await;

@@ -56,6 +56,31 @@ async fn the_log_is_checkpointed_off_the_writer_and_truncated_on_close() {
     assert_eq!(page.total, 2_000);
 }
 
+/// The end of an import: the last commit wakes the background checkpointer, and the
+/// store is closed while it copies. The final TRUNCATE checkpoint once ran beside the
+/// background one, was blocked, and left the log (hundreds of MB after a large import)
+/// for the next process to copy back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_a_background_checkpoint_still_truncates_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    // Each round caught the bug about one time in three.
+    for round in 0..6 {
+        let path = dir.path().join(format!("echo{round}.db"));
+        let store = SqlStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+        // ~64 MB of log, so that copying it back takes a while.
+        let fill = "CREATE TABLE filler (x BLOB); \
+                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+                    INSERT INTO filler SELECT randomblob(16000) FROM n";
+        sqlx::raw_sql(fill).execute(store.pool()).await.unwrap();
+        store.checkpoint_waker().unwrap().notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        store.close().await;
+        let wal = dir.path().join(format!("echo{round}.db-wal"));
+        assert_eq!(size(&wal), 0, "round {round}: the log was left behind");
+    }
+}
+
 #[tokio::test]
 async fn open_creates_file_and_dirs_with_wal() {
     let dir = tempfile::tempdir().unwrap();
