@@ -78,6 +78,13 @@ impl Store {
         format!("<echostats.Store backend={:?}>", self.inner.backend())
     }
 
+    /// Finishes background work (a SQLite file's log checkpoint, so that the file is
+    /// complete on its own) and closes the connections.
+    fn close(&self, py: Python<'_>) {
+        let store = self.inner.clone();
+        block_on(py, async move { store.close().await });
+    }
+
     /// Imports an export (a .json file, a folder, or the zip as downloaded).
     #[pyo3(signature = (path, user = "local"))]
     fn import_export(&self, py: Python<'_>, path: PathBuf, user: &str) -> PyResult<ImportSummary> {

@@ -14,6 +14,26 @@ def test_open_backends(db_url):
     assert "memory" in repr(mem)
 
 
+def test_close_leaves_a_complete_file_and_a_clear_error(tmp_path, sample_export):
+    path = tmp_path / "closed.db"
+    with echostats.open(f"sqlite://{path}") as store:
+        added = store.import_export(sample_export).added
+        assert not store.closed
+    assert store.closed
+    assert "closed" in repr(store)
+    # The file holds everything by itself: no log left beside it to be copied back.
+    wal = tmp_path / "closed.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    with pytest.raises(echostats.EchostatsError, match="store is closed"):
+        store.overview("all_time")
+    store.close()  # twice: nothing happens
+    # Only the .db file, moved alone, still has every play.
+    moved = tmp_path / "moved.db"
+    path.rename(moved)
+    with echostats.open(f"sqlite://{moved}") as again:
+        assert again.history().num_rows == added
+
+
 def test_open_absolute_sqlite_url(tmp_path):
     path = tmp_path / "abs.db"
     store = echostats.open(f"sqlite:///{path}")

@@ -229,20 +229,49 @@ class Overview:
 
 
 class Store:
-    """A store opened with :func:`open`. Not tied to a thread; calls release the GIL."""
+    """A store opened with :func:`open`. Not tied to a thread; calls release the GIL.
 
-    __slots__ = ("_native",)
+    ``close()`` it (or use ``with echostats.open(url) as store:``) when done writing:
+    a SQLite file is then complete on its own, without its ``-wal`` file beside it.
+    """
+
+    __slots__ = ("_open", "_backend")
 
     def __init__(self, native: _native.Store) -> None:
-        self._native = native
+        self._open: _native.Store | None = native
+        self._backend = native.backend
+
+    @property
+    def _native(self) -> _native.Store:
+        if self._open is None:
+            raise EchostatsError("this store is closed; open it again with echostats.open(url)")
+        return self._open
 
     @property
     def backend(self) -> str:
         """``sqlite``, ``postgres``, ``memory``, ..."""
-        return self._native.backend
+        return self._backend
+
+    @property
+    def closed(self) -> bool:
+        return self._open is None
+
+    def close(self) -> None:
+        """Finishes background work (a SQLite file's log checkpoint) and closes the
+        connections. Later calls raise EchostatsError; closing twice does nothing."""
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
-        return repr(self._native)
+        state = " closed" if self._open is None else ""
+        return f"<echostats.Store backend={self._backend!r}{state}>"
 
     def import_export(self, path: StrPath, user: str = "local") -> ImportSummary:
         """Imports a Spotify export (a .json file, a folder, or the zip as downloaded).
