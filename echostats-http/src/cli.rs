@@ -519,12 +519,30 @@ async fn serve(store: Arc<dyn Store>, user: &str, args: ServeArgs) -> anyhow::Re
     if dev_login {
         println!("dev-login enabled: POST http://{addr}/api/v1/auth/dev-login signs in without Spotify");
     }
-    server
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    server.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped: open requests finished, closing the database");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop`, systemd and `kill` send): either stops the
+/// server gracefully, and the store is then closed (a SQLite file checkpointed). Without
+/// SIGTERM handled, a stopped container cut open requests and left the log unmerged.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server gracefully"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn generate_sample(args: &SampleArgs) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! `echostats serve` as a user runs it: the demo on a free port (imports the sample export,
-//! dev-login on, random secret), and the refusal to start without a JWT secret.
+//! dev-login on, random secret) up to its graceful stop on SIGTERM, and the refusal to
+//! start without a JWT secret.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +31,7 @@ impl Drop for Running {
 }
 
 #[tokio::test]
-async fn serve_demo_imports_the_sample_and_signs_in() {
+async fn serve_demo_imports_the_sample_signs_in_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Running(serve(&dir.path().join("demo.db"), &["--demo"]).stdout(Stdio::piped()).spawn().unwrap());
     // Read stdout until the server says where it listens (the import comes first).
@@ -72,6 +73,25 @@ async fn serve_demo_imports_the_sample_and_signs_in() {
     let played_at = chrono::DateTime::parse_from_rfc3339(newest["items"][0]["played_at"].as_str().unwrap()).unwrap();
     let age = chrono::Utc::now().signed_duration_since(played_at);
     assert!(age >= chrono::Duration::zero() && age < chrono::Duration::days(12), "newest play {played_at}");
+
+    // SIGTERM (docker stop, systemd) stops it gracefully: exit 0, the database closed
+    // with its log merged.
+    #[cfg(unix)]
+    {
+        let killed = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "still running 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "after SIGTERM: {status:?}");
+        let wal = dir.path().join("demo.db-wal");
+        assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "the log was left behind");
+    }
 }
 
 #[test]
