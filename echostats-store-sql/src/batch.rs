@@ -144,13 +144,9 @@ async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules)
 #[async_trait]
 impl PlayBatch for SqlBatch {
     async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
-        let backend = self.backend;
-        if self.poisoned {
-            return Err(SqlError::Poisoned.into_core(backend));
-        }
+        self.usable()?;
         let result = self.insert_inner(plays).await;
-        self.poisoned = result.is_err();
-        result.map_err(|e| e.into_core(backend))
+        self.settle(result)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
@@ -178,9 +174,7 @@ impl PlayBatch for SqlBatch {
     }
 
     async fn savepoint(&mut self) -> Result<bool> {
-        if self.poisoned {
-            return Err(SqlError::Poisoned.into_core(self.backend));
-        }
+        self.usable()?;
         if self.savepoint.is_some() {
             return Err(echostats_core::Error::invalid("a savepoint is already open in this batch"));
         }
@@ -190,23 +184,32 @@ impl PlayBatch for SqlBatch {
     }
 
     async fn release_savepoint(&mut self) -> Result<()> {
-        let backend = self.backend;
-        if self.poisoned {
-            return Err(SqlError::Poisoned.into_core(backend));
-        }
+        self.usable()?;
         let result = self.release_savepoint_inner().await;
-        self.poisoned = result.is_err();
-        result.map_err(|e| e.into_core(backend))
+        self.settle(result)
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<()> {
-        let backend = self.backend;
-        if self.poisoned {
-            return Err(SqlError::Poisoned.into_core(backend));
-        }
+        self.usable()?;
         let result = self.rollback_to_savepoint_inner().await;
+        self.settle(result)
+    }
+}
+
+/// The poison guard of the batch's writes: after a failed write the transaction's state
+/// is unknown, so every later call fails until the batch is rolled back.
+impl SqlBatch {
+    fn usable(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(SqlError::Poisoned.into_core(self.backend));
+        }
+        Ok(())
+    }
+
+    /// Poisons the batch when `result` is an error, and hands it over as the core's.
+    fn settle<T>(&mut self, result: SqlResult<T>) -> Result<T> {
         self.poisoned = result.is_err();
-        result.map_err(|e| e.into_core(backend))
+        result.map_err(|e| e.into_core(self.backend))
     }
 }
 
