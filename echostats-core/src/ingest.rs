@@ -47,6 +47,9 @@ struct Slot {
     original: Option<Box<(PlayRecord, PlayKeys)>>,
     record: PlayRecord,
     keys: PlayKeys,
+    /// `record.played_at` in whole milliseconds: the window test on every candidate of
+    /// a popular track, without chrono's date arithmetic.
+    at_ms: i64,
 }
 
 /// Which aggregate changes [`plan_insert_with`] works out.
@@ -84,18 +87,26 @@ pub fn plan_insert_with(
     for e in existing {
         let keys = e.record.keys(rules);
         let original = Some(Box::new((e.record.clone(), keys.clone())));
-        slots.push(Slot { id: Some(e.id), original, record: e.record, keys });
+        let at_ms = e.record.played_at.timestamp_millis();
+        slots.push(Slot { id: Some(e.id), original, record: e.record, keys, at_ms });
         file_slot(&mut by_key, &slots, slots.len() - 1);
     }
+    // Whole milliseconds are within 1 ms of the times they round: candidates further
+    // apart than this cannot be in the window.
+    let window_ms = rules.duplicate_window.num_milliseconds() + 1;
     let mut outcome = InsertOutcome::default();
     let incoming_count = incoming.len() as u64;
     for rec in incoming {
         let keys = rec.keys(rules);
+        let at_ms = rec.played_at.timestamp_millis();
         let mut best: Option<usize> = None;
         for hash in match_hashes(&rec, &keys) {
             for &idx in by_key.get(&hash).into_iter().flatten() {
                 let slot = &slots[idx];
-                if best != Some(idx) && rec.same_play_keyed(&keys, &slot.record, &slot.keys, rules) {
+                if best != Some(idx)
+                    && (slot.at_ms - at_ms).abs() <= window_ms
+                    && rec.same_play_keyed(&keys, &slot.record, &slot.keys, rules)
+                {
                     let distance = (slot.record.played_at - rec.played_at).abs();
                     if best.is_none_or(|b| distance < (slots[b].record.played_at - rec.played_at).abs()) {
                         best = Some(idx);
@@ -107,12 +118,13 @@ pub fn plan_insert_with(
             Some(idx) if rec.richer_than(&slots[idx].record) => {
                 slots[idx].record = rec;
                 slots[idx].keys = keys;
+                slots[idx].at_ms = at_ms;
                 file_slot(&mut by_key, &slots, idx);
             }
             Some(_) => {}
             None => {
                 outcome.added += 1;
-                slots.push(Slot { id: None, original: None, record: rec, keys });
+                slots.push(Slot { id: None, original: None, record: rec, keys, at_ms });
                 file_slot(&mut by_key, &slots, slots.len() - 1);
             }
         }
