@@ -1,11 +1,12 @@
 //! Writing plays: the insert batch, rollup maintenance and rebuilds.
 
 use crate::codec::{
-    bind_play, cached_sql, day_num, derived_from_row, entry_from_row, ms_ceil, ms_floor, statement_rows, Derived, Ph,
-    Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
+    bind_play, cached_sql, day_num, derived_from_row, entry_from_row, item_ident, ms_ceil, ms_floor, statement_rows,
+    Derived, Ph, Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
+use crate::play_items::{ItemIds, Wanted};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -45,6 +46,8 @@ pub(crate) struct SqlBatch {
     queued: Queued,
     /// SQLite: the id the next new play will get.
     next_id: Option<i64>,
+    /// The items met so far.
+    item_ids: ItemIds,
     /// An insert failed part-way: the batch can only be rolled back.
     poisoned: bool,
     /// Woken after the commit: the WAL checkpoint runs on another connection (SQLite).
@@ -91,6 +94,7 @@ impl SqlStore {
             savepoint: None,
             queued: Queued::default(),
             next_id,
+            item_ids: ItemIds::default(),
             poisoned: false,
             checkpoint: self.checkpoint_waker(),
         })
@@ -328,6 +332,8 @@ impl SqlBatch {
         self.tx.execute(RELEASE_SAVEPOINT).await?;
         self.queued = Queued::default();
         self.pending = sp.before;
+        // Items added since the savepoint are gone with it.
+        self.item_ids = ItemIds::default();
         if self.dialect == Dialect::Sqlite {
             self.next_id = Some(next_play_id(&mut self.tx).await?);
         }
@@ -358,7 +364,7 @@ impl SqlBatch {
         // The queued writes have not run yet: the plan sees the plays as they will leave them.
         let kind_list = window.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
+            "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
              AND kind IN ({kind_list}) ORDER BY id"
         );
         let rows = self
@@ -380,11 +386,12 @@ impl SqlBatch {
             // The keys move into the derived columns (nothing reads them after).
             let keys = std::mem::take(&mut plan.insert_keys);
             let derived: Vec<Derived> = plan.inserts.iter().zip(keys).map(|(r, k)| Derived::from_keys(r, k)).collect();
-            (plan, derived)
+            let idents: Vec<String> = plan.inserts.iter().map(item_ident).collect();
+            (plan, derived, idents)
         });
         let (written, planned) = tokio::join!(self.write_queued(), planning);
         written?;
-        let (mut plan, derived) = planned.map_err(|e| SqlError::Crashed(format!("planning an insert: {e}")))?;
+        let (mut plan, derived, idents) = planned.map_err(|e| SqlError::Crashed(format!("planning an insert: {e}")))?;
         self.set_savepoint().await?;
 
         // Replacements: rewritten in place, same id.
@@ -409,11 +416,13 @@ impl SqlBatch {
             for c in new_contribs.into_iter().flatten() {
                 items::add(&mut self.pending.items, c, id_num, record.ms_played);
             }
-            self.queued.replacements.push((id_num, record, d_new));
+            let ident = item_ident(&record);
+            self.queued.replacements.push(QueuedReplacement { id: id_num, record, derived: d_new, ident });
         }
         self.queued.first_id = self.next_id;
         self.queued.inserts = plan.inserts;
         self.queued.derived = derived;
+        self.queued.idents = idents;
 
         self.pending.add_days(plan.delta.days);
         if dialect == Dialect::Postgres {
@@ -425,21 +434,34 @@ impl SqlBatch {
         Ok(plan.outcome)
     }
 
-    /// Runs the queued writes: the replacements, then the new plays (multi-row inserts),
-    /// counting the new plays' item totals.
+    /// Runs the queued writes: the items they need, the replacements, then the new plays
+    /// (multi-row inserts), counting the new plays' item totals.
     async fn write_queued(&mut self) -> SqlResult<()> {
         let queued = std::mem::take(&mut self.queued);
-        let SqlBatch { tx, dialect, user_id, pending, next_id, .. } = self;
+        let SqlBatch { tx, dialect, user_id, pending, next_id, item_ids, .. } = self;
         let items = &mut pending.items;
         let conn: &mut AnyConnection = tx;
         let (dialect, user_id) = (*dialect, user_id.as_str());
-        for (id, record, d) in &queued.replacements {
+        let wanted: Vec<Wanted<'_>> = queued
+            .replacements
+            .iter()
+            .map(|q| Wanted { ident: &q.ident, record: &q.record, derived: &q.derived })
+            .chain(
+                (queued.inserts.iter().zip(&queued.derived).zip(&queued.idents))
+                    .map(|((record, derived), ident)| Wanted { ident, record, derived }),
+            )
+            .collect();
+        let item_of = item_ids.resolve(conn, dialect, &wanted).await?;
+        drop(wanted);
+        let (replaced_items, inserted_items) = item_of.split_at(queued.replacements.len());
+        for (r, item_id) in queued.replacements.iter().zip(replaced_items) {
             // Every written column (user_id included: rewritten to itself), in bind order.
             let mut ph = Ph::new(dialect);
             let set: Vec<String> = PLAY_WRITE_COLS.iter().map(|col| format!("{col} = {}", ph.next())).collect();
             let sql =
                 format!("UPDATE plays SET {} WHERE id = {} AND user_id = {}", set.join(", "), ph.next(), ph.next());
-            let q = bind_play(sqlx::query(&sql), user_id, record, d).bind(*id).bind(user_id);
+            let q =
+                bind_play(sqlx::query(&sql), user_id, &r.record, r.derived.counted, *item_id).bind(r.id).bind(user_id);
             conn.execute(q).await?;
         }
 
@@ -455,8 +477,10 @@ impl SqlBatch {
             let mut args = sqlx::any::AnyArguments::default();
             sqlx::Arguments::reserve(&mut args, rows * PLAY_WRITE_COLS.len(), 0);
             let mut q = sqlx::query_with(insert_plays_sql(dialect, rows), args);
-            for (r, d) in queued.inserts[base..base + rows].iter().zip(&derived[base..]) {
-                q = bind_play(q, user_id, r, d);
+            for ((r, d), item_id) in
+                queued.inserts[base..base + rows].iter().zip(&derived[base..]).zip(&inserted_items[base..])
+            {
+                q = bind_play(q, user_id, r, d.counted, *item_id);
             }
             q
         };
@@ -516,14 +540,23 @@ impl Window {
     }
 }
 
+/// A stored play to rewrite in place.
+struct QueuedReplacement {
+    id: i64,
+    /// What it becomes, its derived columns and item identity.
+    record: PlayRecord,
+    derived: Derived,
+    ident: String,
+}
+
 /// Planned writes not yet sent to the database (see [`SqlBatch::insert_inner`]).
 #[derive(Default)]
 struct Queued {
-    /// Stored plays to rewrite in place: (id, new record, its derived columns).
-    replacements: Vec<(i64, PlayRecord, Derived)>,
-    /// New plays, in insertion order, and their derived columns.
+    replacements: Vec<QueuedReplacement>,
+    /// New plays, in insertion order, their derived columns and item identities.
     inserts: Vec<PlayRecord>,
     derived: Vec<Derived>,
+    idents: Vec<String>,
     /// SQLite: the id the first new play will get.
     first_id: Option<i64>,
 }
@@ -541,9 +574,9 @@ impl Queued {
             record: record.clone(),
         };
         // A rewritten play may enter or leave the window (its end time can move).
-        let rewritten: HashSet<String> = self.replacements.iter().map(|(id, ..)| id.to_string()).collect();
+        let rewritten: HashSet<String> = self.replacements.iter().map(|q| q.id.to_string()).collect();
         existing.retain(|e| !rewritten.contains(&e.id));
-        existing.extend(self.replacements.iter().filter(|(_, r, _)| window.holds(r)).map(|(id, r, _)| entry(*id, r)));
+        existing.extend(self.replacements.iter().filter(|q| window.holds(&q.record)).map(|q| entry(q.id, &q.record)));
         if !self.inserts.is_empty() {
             let first = self.first_id.ok_or_else(|| SqlError::Corrupt("queued plays without ids".into()))?;
             existing.extend(
@@ -701,8 +734,8 @@ pub(crate) async fn rebuild_in_tx(
     // The flag in one statement (what a change of rules touches) ...
     conn.execute(
         sqlx::query(
-            "UPDATE plays SET counted = CASE WHEN kind = 0 AND track_key IS NOT NULL AND ms_played >= $2 THEN 1 ELSE 0 END \
-             WHERE user_id = $1",
+            "UPDATE plays SET counted = CASE WHEN kind = 0 AND ms_played >= $2 \
+             AND item_id IN (SELECT id FROM play_items WHERE track_key IS NOT NULL) THEN 1 ELSE 0 END WHERE user_id = $1",
         )
         .bind(user_id)
         .bind(rules.min_play_ms),
@@ -715,8 +748,11 @@ pub(crate) async fn rebuild_in_tx(
     // not what the rules say (repairs).
     let mut days: BTreeMap<NaiveDate, RollupDay> = BTreeMap::new();
     let mut items = Items::new();
-    let mut fixes: Vec<(i64, Derived)> = Vec::new();
-    let sql = format!("SELECT {PLAY_READ_COLS_DERIVED} FROM plays WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+    // Repairs: the counted flags of plays, the keys of items (by item id).
+    let mut counted_fixes: Vec<(i64, bool)> = Vec::new();
+    let mut item_fixes: BTreeMap<i64, Derived> = BTreeMap::new();
+    let sql =
+        format!("SELECT {PLAY_READ_COLS_DERIVED} FROM play_rows WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3");
     let mut after = i64::MIN;
     loop {
         let rows = conn.fetch_all(sqlx::query(&sql).bind(user_id).bind(after).bind(REBUILD_PAGE)).await?;
@@ -727,8 +763,12 @@ pub(crate) async fn rebuild_in_tx(
             let (id, entry) = entry_from_row(row)?;
             let r = &entry.record;
             let d = Derived::of(r, rules);
-            if d != derived_from_row(row)? {
-                fixes.push((id, d.clone()));
+            let (stored, item_id) = derived_from_row(row)?;
+            if d.counted != stored.counted {
+                counted_fixes.push((id, d.counted));
+            }
+            if !d.same_item_keys(&stored) {
+                item_fixes.entry(item_id).or_insert_with(|| d.clone());
             }
             if d.counted {
                 let (day, slot) = RollupDay::slot_of(r.played_at);
@@ -744,14 +784,17 @@ pub(crate) async fn rebuild_in_tx(
             break;
         }
     }
-    for (id, d) in &fixes {
+    for (id, counted) in &counted_fixes {
+        conn.execute(sqlx::query("UPDATE plays SET counted = $2 WHERE id = $1").bind(*id).bind(*counted as i64))
+            .await?;
+    }
+    for (item_id, d) in &item_fixes {
         conn.execute(
             sqlx::query(
-                "UPDATE plays SET counted = $2, track_key = $3, artist_key = $4, album_key = $5, artist_norm = $6, \
-                 track_norm = $7, show_key = $8 WHERE id = $1",
+                "UPDATE play_items SET track_key = $2, artist_key = $3, album_key = $4, artist_norm = $5, \
+                 track_norm = $6, show_key = $7 WHERE id = $1",
             )
-            .bind(*id)
-            .bind(d.counted as i64)
+            .bind(*item_id)
             .bind(d.track_key.as_deref())
             .bind(d.artist_key.as_deref())
             .bind(d.album_key.as_deref())
@@ -765,6 +808,12 @@ pub(crate) async fn rebuild_in_tx(
     write_days(conn, dialect, user_id, &days).await?;
     items::upsert_items(conn, dialect, user_id, &items).await?;
     store_rules(conn, user_id, rules).await?;
-    tracing::debug!(user_id, days = days.len(), items = items.len(), repaired = fixes.len(), "rebuilt rollups");
+    tracing::debug!(
+        user_id,
+        days = days.len(),
+        items = items.len(),
+        repaired = counted_fixes.len() + item_fixes.len(),
+        "rebuilt rollups"
+    );
     Ok(())
 }

@@ -55,7 +55,8 @@ pub(crate) fn day_from_num(n: i64) -> SqlResult<NaiveDate> {
 // ---------------------------------------------------------------------------------------
 // Plays
 
-/// Columns derived from a record and stored next to it for the queries.
+/// Columns derived from a record for the queries: `counted` is stored on the play, the
+/// keys on its item (they depend on the item's fields only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Derived {
     pub counted: bool,
@@ -75,6 +76,11 @@ impl Derived {
         Self::from_keys(r, r.keys(rules))
     }
 
+    /// Whether the item columns (all but `counted`) agree.
+    pub(crate) fn same_item_keys(&self, other: &Derived) -> bool {
+        Derived { counted: other.counted, ..self.clone() } == *other
+    }
+
     pub(crate) fn from_keys(r: &PlayRecord, keys: PlayKeys) -> Self {
         let artist_norm = match &keys.artist_key {
             Some(k) => Some(k.clone()),
@@ -92,7 +98,8 @@ impl Derived {
     }
 }
 
-/// Columns written for a play, in bind order (see [`bind_play`]).
+/// Columns written for a play, in bind order (see [`bind_play`]). What describes the
+/// item played is in `play_items` ([`ITEM_WRITE_COLS`]); the play points at it.
 pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
     "user_id",
     "played_at",
@@ -100,16 +107,7 @@ pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
     "kind",
     "origin",
     "counted",
-    "uri",
-    "track_name",
-    "artist_name",
-    "album_name",
-    "artist_id",
-    "episode_name",
-    "show_name",
-    "audiobook_title",
-    "audiobook_uri",
-    "audiobook_chapter_title",
+    "item_id",
     "platform",
     "conn_country",
     "reason_start",
@@ -121,6 +119,22 @@ pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
     "incognito",
     "context_type",
     "context_uri",
+];
+
+/// Columns written for an item, in bind order (see [`bind_item`]).
+pub(crate) const ITEM_WRITE_COLS: &[&str] = &[
+    "ident",
+    "kind",
+    "uri",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "artist_id",
+    "episode_name",
+    "show_name",
+    "audiobook_title",
+    "audiobook_uri",
+    "audiobook_chapter_title",
     "track_key",
     "artist_key",
     "album_key",
@@ -129,41 +143,70 @@ pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
     "show_key",
 ];
 
-/// Columns read for a [`HistoryEntry`] (see [`entry_from_row`]).
+/// Columns read for a [`HistoryEntry`] from the `play_rows` view (see [`entry_from_row`]).
 pub(crate) const PLAY_READ_COLS: &str = "id, user_id, played_at, ms_played, kind, origin, uri, track_name, \
      artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
      audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
      offline_timestamp, incognito, context_type, context_uri";
 
-/// [`PLAY_READ_COLS`] plus the derived columns, in [`Derived`] order.
+/// [`PLAY_READ_COLS`] plus the derived columns, in [`Derived`] order, and the item id.
 pub(crate) const PLAY_READ_COLS_DERIVED: &str = "id, user_id, played_at, ms_played, kind, origin, uri, \
      track_name, artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
      audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
      offline_timestamp, incognito, context_type, context_uri, counted, track_key, artist_key, album_key, \
-     artist_norm, track_norm, show_key";
+     artist_norm, track_norm, show_key, item_id";
+
+/// The identity of the item a record describes: its kind and every item field, in
+/// [`ITEM_WRITE_COLS`] order, each length-prefixed (in characters) or `-` when missing.
+/// Unambiguous whatever the names contain, and the same text migration 0003 builds in
+/// SQL (`length()` counts characters on both dialects).
+pub(crate) fn item_ident(r: &PlayRecord) -> String {
+    use std::fmt::Write;
+    let fields = [
+        &r.uri,
+        &r.track_name,
+        &r.artist_name,
+        &r.album_name,
+        &r.artist_id,
+        &r.episode_name,
+        &r.show_name,
+        &r.audiobook_title,
+        &r.audiobook_uri,
+        &r.audiobook_chapter_title,
+    ];
+    let mut ident =
+        String::with_capacity(16 + fields.iter().map(|f| f.as_ref().map_or(2, |v| v.len() + 6)).sum::<usize>());
+    let _ = write!(ident, "{}", r.kind.code());
+    for field in fields {
+        match field {
+            Some(v) => {
+                let _ = write!(ident, "|{}:{v}", v.chars().count());
+            }
+            None => ident.push_str("|-"),
+        }
+    }
+    ident
+}
 
 fn flag(b: Option<bool>) -> Option<i64> {
     b.map(i64::from)
 }
 
-/// Binds the [`PLAY_WRITE_COLS`] of one play.
-pub(crate) fn bind_play<'q>(q: Query<'q>, user_id: &'q str, r: &'q PlayRecord, d: &'q Derived) -> Query<'q> {
+/// Binds the [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id`.
+pub(crate) fn bind_play<'q>(
+    q: Query<'q>,
+    user_id: &'q str,
+    r: &'q PlayRecord,
+    counted: bool,
+    item_id: i64,
+) -> Query<'q> {
     q.bind(user_id)
         .bind(ms_floor(r.played_at))
         .bind(r.ms_played)
         .bind(r.kind.code() as i64)
         .bind(r.origin.code() as i64)
-        .bind(d.counted as i64)
-        .bind(r.uri.as_deref())
-        .bind(r.track_name.as_deref())
-        .bind(r.artist_name.as_deref())
-        .bind(r.album_name.as_deref())
-        .bind(r.artist_id.as_deref())
-        .bind(r.episode_name.as_deref())
-        .bind(r.show_name.as_deref())
-        .bind(r.audiobook_title.as_deref())
-        .bind(r.audiobook_uri.as_deref())
-        .bind(r.audiobook_chapter_title.as_deref())
+        .bind(counted as i64)
+        .bind(item_id)
         .bind(r.platform.as_deref())
         .bind(r.conn_country.as_deref())
         .bind(r.reason_start.as_deref())
@@ -175,6 +218,22 @@ pub(crate) fn bind_play<'q>(q: Query<'q>, user_id: &'q str, r: &'q PlayRecord, d
         .bind(flag(r.incognito))
         .bind(r.context_type.as_deref())
         .bind(r.context_uri.as_deref())
+}
+
+/// Binds the [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns).
+pub(crate) fn bind_item<'q>(q: Query<'q>, ident: &'q str, r: &'q PlayRecord, d: &'q Derived) -> Query<'q> {
+    q.bind(ident)
+        .bind(r.kind.code() as i64)
+        .bind(r.uri.as_deref())
+        .bind(r.track_name.as_deref())
+        .bind(r.artist_name.as_deref())
+        .bind(r.album_name.as_deref())
+        .bind(r.artist_id.as_deref())
+        .bind(r.episode_name.as_deref())
+        .bind(r.show_name.as_deref())
+        .bind(r.audiobook_title.as_deref())
+        .bind(r.audiobook_uri.as_deref())
+        .bind(r.audiobook_chapter_title.as_deref())
         .bind(d.track_key.as_deref())
         .bind(d.artist_key.as_deref())
         .bind(d.album_key.as_deref())
@@ -231,10 +290,10 @@ pub(crate) fn entry_from_row(row: &AnyRow) -> SqlResult<(i64, HistoryEntry)> {
     Ok((id, HistoryEntry { id: id.to_string(), user_id: row.try_get(1)?, record }))
 }
 
-/// The stored derived columns of a row selected with [`PLAY_READ_COLS_DERIVED`].
-pub(crate) fn derived_from_row(row: &AnyRow) -> SqlResult<Derived> {
+/// The stored derived columns of a row selected with [`PLAY_READ_COLS_DERIVED`], and its item id.
+pub(crate) fn derived_from_row(row: &AnyRow) -> SqlResult<(Derived, i64)> {
     let s = |i: usize| row.try_get::<Option<String>, _>(i);
-    Ok(Derived {
+    let derived = Derived {
         counted: row.try_get::<i64, _>(27)? != 0,
         track_key: s(28)?,
         artist_key: s(29)?,
@@ -242,7 +301,8 @@ pub(crate) fn derived_from_row(row: &AnyRow) -> SqlResult<Derived> {
         artist_norm: s(31)?,
         track_norm: s(32)?,
         show_key: s(33)?,
-    })
+    };
+    Ok((derived, row.try_get(34)?))
 }
 
 /// Parses a store id back into the integer primary key.

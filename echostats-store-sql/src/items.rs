@@ -216,7 +216,7 @@ pub(crate) async fn upsert_items(
     Ok(())
 }
 
-/// Key column of an item kind in `plays`.
+/// Key column of an item kind in `play_items`.
 fn key_col(kind: ItemKind) -> &'static str {
     match kind {
         ItemKind::Track => "track_key",
@@ -225,7 +225,7 @@ fn key_col(kind: ItemKind) -> &'static str {
     }
 }
 
-/// Column holding an item kind's Spotify id in `plays`.
+/// Column holding an item kind's Spotify id in `play_items`.
 fn sid_col(kind: ItemKind) -> Option<&'static str> {
     match kind {
         ItemKind::Track => Some("uri"),
@@ -252,27 +252,34 @@ pub(crate) enum GroupFilter {
 /// SQL grouping the user's counted plays by item key, with the name of the first play
 /// and the Spotify id of the first play that has one. Binds: the user, then those of
 /// `filter`. Read with [`group_from_row`].
+///
+/// Plays are counted per item id first, inside the plays' index, and the far fewer
+/// items are then grouped by key (a Spotify id is a field of the item, so the first
+/// play with one is the first play of the first item with one).
 pub(crate) fn grouped_sql(dialect: Dialect, kind: ItemKind, filter: GroupFilter) -> String {
     let k = key_col(kind);
     let mut ph = Ph::new(dialect);
     let user = ph.next();
     let extra = match filter {
         GroupFilter::Window => format!(" AND played_at >= {} AND played_at < {}", ph.next(), ph.next()),
-        GroupFilter::Keys(n) => format!(" AND {k} IN ({})", ph.list(n)),
+        GroupFilter::Keys(n) => format!(" AND item_id IN (SELECT id FROM play_items WHERE {k} IN ({}))", ph.list(n)),
     };
     let (sid_min, sid_val, sid_join) = match sid_col(kind) {
         Some(c) => (
-            format!("MIN(CASE WHEN {c} IS NOT NULL THEN id END)"),
+            format!("MIN(CASE WHEN i.{c} IS NOT NULL THEN c.fid END)"),
             format!("s.{c}"),
-            " LEFT JOIN plays s ON s.id = g.sid".to_string(),
+            " LEFT JOIN play_rows s ON s.id = g.sid".to_string(),
         ),
         None => ("CAST(NULL AS BIGINT)".to_string(), "CAST(NULL AS TEXT)".to_string(), String::new()),
     };
     format!(
         "SELECT g.k, g.n, g.ms, g.fid, g.sid, f.track_name, f.uri, f.artist_name, f.album_name, {sid_val} \
-         FROM (SELECT {k} AS k, COUNT(*) AS n, CAST(SUM(ms_played) AS BIGINT) AS ms, MIN(id) AS fid, {sid_min} AS sid \
-               FROM plays WHERE user_id = {user} AND counted = 1 AND {k} IS NOT NULL{extra} GROUP BY {k}) g \
-         JOIN plays f ON f.id = g.fid{sid_join}"
+         FROM (SELECT i.{k} AS k, CAST(SUM(c.n) AS BIGINT) AS n, CAST(SUM(c.ms) AS BIGINT) AS ms, MIN(c.fid) AS fid, \
+                      {sid_min} AS sid \
+               FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
+                     FROM plays WHERE user_id = {user} AND counted = 1{extra} GROUP BY item_id) c \
+               JOIN play_items i ON i.id = c.item_id WHERE i.{k} IS NOT NULL GROUP BY i.{k}) g \
+         JOIN play_rows f ON f.id = g.fid{sid_join}"
     )
 }
 

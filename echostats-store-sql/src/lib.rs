@@ -22,6 +22,7 @@ mod codec;
 mod error;
 mod items;
 mod ops;
+mod play_items;
 pub mod sqlite_allocator;
 mod store;
 
@@ -114,10 +115,12 @@ impl std::fmt::Debug for SqlStore {
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "ops", include_str!("../migrations/sqlite/0002_ops.sql")),
+    (3, "play items", include_str!("../migrations/sqlite/0003_play_items.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "ops", include_str!("../migrations/postgres/0002_ops.sql")),
+    (3, "play items", include_str!("../migrations/postgres/0003_play_items.sql")),
 ];
 
 /// The migrations of one dialect, embedded in the binary (same checksums as
@@ -238,70 +241,80 @@ impl SqlStore {
     }
 
     async fn open_sqlite(url: &str) -> SqlResult<SqlStore> {
-        sqlx::any::install_default_drivers();
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or_default();
-        let (path, params) = match rest.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (rest, None),
-        };
-        let has_mode = params.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
-        let memory =
-            path.is_empty() || path == ":memory:" || params.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
-        let mut url = if path.is_empty() { "sqlite::memory:".to_string() } else { url.to_string() };
-        if !memory {
-            let file = std::path::PathBuf::from(percent_decode(path, false)?);
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            if !has_mode {
-                url.push(if params.is_some() { '&' } else { '?' });
-                url.push_str("mode=rwc");
-            }
-        }
-        let mut options = AnyPoolOptions::new().after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(SQLITE_PRAGMAS).await?;
-                Ok(())
-            })
-        });
-        options = if memory {
-            // Every connection to `:memory:` is a database of its own: keep exactly one,
-            // forever.
-            options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
-        } else {
-            options.max_connections(8)
-        };
-        let pool = options.connect(&url).await?;
+        let (pool, memory) = sqlite_pool(url).await?;
         Migrator::new(Embedded(SQLITE_MIGRATIONS)).await?.run(&pool).await?;
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
         Ok(SqlStore { pool, dialect: Dialect::Sqlite, checkpointer })
     }
 
     async fn open_postgres(url: &str, schema: Option<String>) -> SqlResult<SqlStore> {
-        sqlx::any::install_default_drivers();
-        let schema = schema.map(|s| quote_ident(&s)).transpose()?;
-        // One direct connection first: fails fast when the server is down (the pool would
-        // retry until its acquire timeout), and creates the schema.
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
-        if let Some(schema) = &schema {
-            conn.execute(&*format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
-        }
-        sqlx::Connection::close(conn).await?;
-        let mut options = AnyPoolOptions::new().max_connections(10);
-        if let Some(schema) = schema {
-            let set = format!("SET search_path TO {schema}");
-            options = options.after_connect(move |conn, _meta| {
-                let set = set.clone();
-                Box::pin(async move {
-                    conn.execute(&*set).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(url).await?;
+        let pool = postgres_pool(url, schema).await?;
         Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await?.run(&pool).await?;
         Ok(SqlStore { pool, dialect: Dialect::Postgres, checkpointer: None })
     }
+}
+
+/// A pool on the SQLite database at `url`, not migrated, and whether it is in memory.
+async fn sqlite_pool(url: &str) -> SqlResult<(AnyPool, bool)> {
+    sqlx::any::install_default_drivers();
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or_default();
+    let (path, params) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let has_mode = params.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("mode=")));
+    let memory =
+        path.is_empty() || path == ":memory:" || params.is_some_and(|q| q.split('&').any(|kv| kv == "mode=memory"));
+    let mut url = if path.is_empty() { "sqlite::memory:".to_string() } else { url.to_string() };
+    if !memory {
+        let file = std::path::PathBuf::from(percent_decode(path, false)?);
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        if !has_mode {
+            url.push(if params.is_some() { '&' } else { '?' });
+            url.push_str("mode=rwc");
+        }
+    }
+    let mut options = AnyPoolOptions::new().after_connect(|conn, _meta| {
+        Box::pin(async move {
+            conn.execute(SQLITE_PRAGMAS).await?;
+            Ok(())
+        })
+    });
+    options = if memory {
+        // Every connection to `:memory:` is a database of its own: keep exactly one,
+        // forever.
+        options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+    } else {
+        options.max_connections(8)
+    };
+    Ok((options.connect(&url).await?, memory))
+}
+
+/// A pool on the PostgreSQL database at `url` (in `schema`, created if missing), not migrated.
+async fn postgres_pool(url: &str, schema: Option<String>) -> SqlResult<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let schema = schema.map(|s| quote_ident(&s)).transpose()?;
+    // One direct connection first: fails fast when the server is down (the pool would
+    // retry until its acquire timeout), and creates the schema.
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+    if let Some(schema) = &schema {
+        conn.execute(&*format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+    }
+    sqlx::Connection::close(conn).await?;
+    let mut options = AnyPoolOptions::new().max_connections(10);
+    if let Some(schema) = schema {
+        let set = format!("SET search_path TO {schema}");
+        options = options.after_connect(move |conn, _meta| {
+            let set = set.clone();
+            Box::pin(async move {
+                conn.execute(&*set).await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(options.connect(url).await?)
 }
 
 /// Removes our own `schema=NAME` parameter from a PostgreSQL URL.

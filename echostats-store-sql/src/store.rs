@@ -54,7 +54,7 @@ impl SqlStore {
         let (conds, args) = history_filter(user_id, q);
         let n = args.len();
         let page_sql = format!(
-            "SELECT {PLAY_READ_COLS} FROM plays WHERE {conds} ORDER BY played_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            "SELECT {PLAY_READ_COLS} FROM play_rows WHERE {conds} ORDER BY played_at DESC, id DESC LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         );
@@ -154,11 +154,15 @@ impl SqlStore {
         limit: usize,
     ) -> SqlResult<Vec<RankedItem>> {
         let range = if window.is_some() { " AND played_at >= $2 AND played_at < $3" } else { "" };
+        // Per item first, then per show (as `items::grouped_sql`).
         let sql = format!(
             "SELECT g.k, g.n, g.ms, f.show_name \
-             FROM (SELECT show_key AS k, COUNT(*) AS n, CAST(SUM(ms_played) AS BIGINT) AS ms, MIN(id) AS fid \
-                   FROM plays WHERE user_id = $1 AND kind = {episode} AND show_key IS NOT NULL{range} GROUP BY show_key) g \
-             JOIN plays f ON f.id = g.fid",
+             FROM (SELECT i.show_key AS k, CAST(SUM(c.n) AS BIGINT) AS n, CAST(SUM(c.ms) AS BIGINT) AS ms, \
+                          MIN(c.fid) AS fid \
+                   FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
+                         FROM plays WHERE user_id = $1 AND kind = {episode}{range} GROUP BY item_id) c \
+                   JOIN play_items i ON i.id = c.item_id WHERE i.show_key IS NOT NULL GROUP BY i.show_key) g \
+             JOIN play_rows f ON f.id = g.fid",
             episode = PlayKind::Episode.code()
         );
         let mut q = sqlx::query(&sql).bind(user_id);
@@ -454,28 +458,29 @@ fn features_from_row(row: &sqlx::any::AnyRow, first: usize) -> SqlResult<Option<
     }))
 }
 
-/// The `WHERE` clause of a history listing and its arguments (`$1` is the user).
+/// The `WHERE` clause of a history listing and its arguments (`$1` is the user). Name
+/// filters select items; the plays are then filtered by item id inside the index.
 fn history_filter(user_id: &str, q: &HistoryQuery) -> (String, Vec<Arg>) {
     let mut conds = String::from("user_id = $1");
     let mut args = vec![Arg::S(user_id.to_string())];
-    let mut push = |cond: &str, arg: Arg| {
+    let mut push = |cond: &str, arg: Arg, close: &str| {
         args.push(arg);
-        conds.push_str(&format!(" AND {cond} ${}", args.len()));
+        conds.push_str(&format!(" AND {cond} ${}{close}", args.len()));
     };
     if let Some(s) = q.start {
-        push("played_at >=", Arg::I(ms_ceil(s)));
+        push("played_at >=", Arg::I(ms_ceil(s)), "");
     }
     if let Some(e) = q.end {
-        push("played_at <", Arg::I(ms_ceil(e)));
+        push("played_at <", Arg::I(ms_ceil(e)), "");
     }
     if let Some(k) = q.kind {
-        push("kind =", Arg::I(k.code() as i64));
+        push("kind =", Arg::I(k.code() as i64), "");
     }
     if let Some(a) = q.artist_key() {
-        push("artist_norm =", Arg::S(a));
+        push("item_id IN (SELECT id FROM play_items WHERE artist_norm =", Arg::S(a), ")");
     }
     if let Some(t) = q.track_key() {
-        push("track_norm =", Arg::S(t));
+        push("item_id IN (SELECT id FROM play_items WHERE track_norm =", Arg::S(t), ")");
     }
     (conds, args)
 }
@@ -507,10 +512,10 @@ impl HistoryStore for SqlStore {
     ) -> Result<()> {
         use futures_util::TryStreamExt;
         let (sql, range) = match window {
-            None => (format!("SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 ORDER BY played_at, id"), None),
+            None => (format!("SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 ORDER BY played_at, id"), None),
             Some(w) => (
                 format!(
-                    "SELECT {PLAY_READ_COLS} FROM plays WHERE user_id = $1 AND played_at >= $2 AND played_at < $3 \
+                    "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 AND played_at >= $2 AND played_at < $3 \
                      ORDER BY played_at, id"
                 ),
                 Some((ms_ceil(w.start), ms_ceil(w.end))),

@@ -487,3 +487,187 @@ async fn postgres_basics() {
     assert_eq!(store.plays_in("u", None).await.unwrap().len(), 1);
     drop_schema(store, &schema).await;
 }
+
+/// The plays table as migrations 1 and 2 left it: every field and key on each play.
+const WIDE_PLAY_COLS: &[&str] = &[
+    "id",
+    "user_id",
+    "played_at",
+    "ms_played",
+    "kind",
+    "origin",
+    "counted",
+    "uri",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "artist_id",
+    "episode_name",
+    "show_name",
+    "audiobook_title",
+    "audiobook_uri",
+    "audiobook_chapter_title",
+    "platform",
+    "conn_country",
+    "reason_start",
+    "reason_end",
+    "shuffle",
+    "skipped",
+    "offline",
+    "offline_timestamp",
+    "incognito",
+    "context_type",
+    "context_uri",
+    "track_key",
+    "artist_key",
+    "album_key",
+    "artist_norm",
+    "track_norm",
+    "show_key",
+];
+
+/// Writes `entries` into a database of the layout before migration 3, as that version
+/// wrote them (ids, derived keys).
+async fn migrate_wide(pool: sqlx::AnyPool, dialect: Dialect, entries: &[HistoryEntry], rules: &PlayRules) {
+    let before: &[(i64, &str, &str)] = match dialect {
+        Dialect::Sqlite => &SQLITE_MIGRATIONS[..2],
+        Dialect::Postgres => &POSTGRES_MIGRATIONS[..2],
+    };
+    Migrator::new(Embedded(before)).await.unwrap().run(&pool).await.unwrap();
+    let sql = format!(
+        "INSERT INTO plays ({}) VALUES ({})",
+        WIDE_PLAY_COLS.join(", "),
+        codec::Ph::new(dialect).list(WIDE_PLAY_COLS.len())
+    );
+    for e in entries {
+        let r = &e.record;
+        let d = codec::Derived::of(r, rules);
+        let flag = |b: Option<bool>| b.map(i64::from);
+        sqlx::query(&sql)
+            .bind(e.id.parse::<i64>().unwrap())
+            .bind(e.user_id.as_str())
+            .bind(r.played_at.timestamp_millis())
+            .bind(r.ms_played)
+            .bind(r.kind.code() as i64)
+            .bind(r.origin.code() as i64)
+            .bind(d.counted as i64)
+            .bind(r.uri.as_deref())
+            .bind(r.track_name.as_deref())
+            .bind(r.artist_name.as_deref())
+            .bind(r.album_name.as_deref())
+            .bind(r.artist_id.as_deref())
+            .bind(r.episode_name.as_deref())
+            .bind(r.show_name.as_deref())
+            .bind(r.audiobook_title.as_deref())
+            .bind(r.audiobook_uri.as_deref())
+            .bind(r.audiobook_chapter_title.as_deref())
+            .bind(r.platform.as_deref())
+            .bind(r.conn_country.as_deref())
+            .bind(r.reason_start.as_deref())
+            .bind(r.reason_end.as_deref())
+            .bind(flag(r.shuffle))
+            .bind(flag(r.skipped))
+            .bind(flag(r.offline))
+            .bind(r.offline_timestamp.map(|t| t.timestamp_millis()))
+            .bind(flag(r.incognito))
+            .bind(r.context_type.as_deref())
+            .bind(r.context_uri.as_deref())
+            .bind(d.track_key.as_deref())
+            .bind(d.artist_key.as_deref())
+            .bind(d.album_key.as_deref())
+            .bind(d.artist_norm.as_deref())
+            .bind(d.track_norm.as_deref())
+            .bind(d.show_key.as_deref())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
+/// The history of two users in the reference store, and what makes more records.
+async fn wide_fixture() -> (MemoryStore, Vec<HistoryEntry>, Rng) {
+    let (mem, rules) = (MemoryStore::new(), PlayRules::default());
+    let mut rng = Rng(17);
+    for user in ["alice", "bob"] {
+        let mut b = mem.begin_batch(user, &rules).await.unwrap();
+        b.insert((0..400).map(|_| random_record(&mut rng, DAYS4)).collect()).await.unwrap();
+        b.commit().await.unwrap();
+    }
+    let stored = [mem.plays_in("alice", None).await.unwrap(), mem.plays_in("bob", None).await.unwrap()].concat();
+    (mem, stored, rng)
+}
+
+/// Distinct item identities of the reference store's plays.
+async fn item_idents(mem: &MemoryStore) -> usize {
+    let all = [mem.plays_in("alice", None).await.unwrap(), mem.plays_in("bob", None).await.unwrap()].concat();
+    all.iter().map(|e| codec::item_ident(&e.record)).collect::<std::collections::HashSet<_>>().len()
+}
+
+async fn stored_items(sql: &SqlStore) -> usize {
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM play_items").fetch_one(sql.pool()).await.unwrap().get(0);
+    n as usize
+}
+
+/// A history stored before migration 3 (`stored`, from `mem`) reads back the same after
+/// it: every play with its id and fields, the keys of its item, every listing and
+/// ranking; the next import dedupes against it, adds no item twice and its plays get
+/// new ids.
+async fn wide_history_survives_migration(sql: SqlStore, (mem, stored, mut rng): (MemoryStore, Vec<HistoryEntry>, Rng)) {
+    let rules = PlayRules::default();
+    let exact_ids = sql.dialect() == Dialect::Sqlite;
+    let rows = sqlx::query(&format!("SELECT {} FROM play_rows ORDER BY id", codec::PLAY_READ_COLS_DERIVED))
+        .fetch_all(sql.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), stored.len(), "plays after the migration");
+    for row in &rows {
+        let (_, entry) = codec::entry_from_row(row).unwrap();
+        let (derived, _) = codec::derived_from_row(row).unwrap();
+        assert_eq!(derived, codec::Derived::of(&entry.record, &rules), "derived columns of play {}", entry.id);
+    }
+    assert_eq!(stored_items(&sql).await, item_idents(&mem).await, "one item per distinct identity");
+    for user in ["alice", "bob"] {
+        // Rollups and item totals were stored by the old version too: rebuilt here.
+        sql.rebuild_rollups(user, &rules).await.unwrap();
+        assert_same(&mem, &sql, user, exact_ids, "migrated").await;
+    }
+    // The next import: the same entries again, and new ones.
+    let mut again: Vec<PlayRecord> = stored.iter().filter(|e| e.user_id == "alice").map(|e| e.record.clone()).collect();
+    again.extend((0..200).map(|_| random_record(&mut rng, DAYS4)));
+    let mut mb = mem.begin_batch("alice", &rules).await.unwrap();
+    let mut sb = sql.begin_batch("alice", &rules).await.unwrap();
+    assert_eq!(mb.insert(again.clone()).await.unwrap(), sb.insert(again).await.unwrap());
+    mb.commit().await.unwrap();
+    sb.commit().await.unwrap();
+    assert_same(&mem, &sql, "alice", exact_ids, "imported after the migration").await;
+    // Items of replaced plays stay (unreferenced), so there may be more than the plays use.
+    let twice: i64 = sqlx::query("SELECT COUNT(*) - COUNT(DISTINCT ident) FROM play_items")
+        .fetch_one(sql.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(twice, 0, "no item added twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_sqlite_history_is_migrated_to_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = tmp_url(&dir, "wide.db");
+    let fixture = wide_fixture().await;
+    migrate_wide(sqlite_pool(&url).await.unwrap().0, Dialect::Sqlite, &fixture.1, &PlayRules::default()).await;
+    wide_history_survives_migration(SqlStore::open(&url).await.unwrap(), fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_postgres_history_is_migrated_to_items() {
+    let Some((store, schema)) = pg_store().await else { return };
+    let url = std::env::var("ECHOSTATS_TEST_POSTGRES_URL").unwrap();
+    drop_schema(store, &schema).await;
+    let fixture = wide_fixture().await;
+    let pool = postgres_pool(&url, Some(schema.clone())).await.unwrap();
+    migrate_wide(pool, Dialect::Postgres, &fixture.1, &PlayRules::default()).await;
+    let sql = SqlStore::open_postgres_schema(&url, &schema).await.unwrap();
+    wide_history_survives_migration(sql.clone(), fixture).await;
+    drop_schema(sql, &schema).await;
+}

@@ -1,0 +1,101 @@
+//! The items plays point at (`play_items`): looked up by identity, added when new.
+
+use crate::codec::{bind_item, cached_sql, statement_rows, Derived, Ph, ITEM_WRITE_COLS, MAX_BINDS};
+use crate::error::{SqlError, SqlResult};
+use crate::Dialect;
+use echostats_core::model::PlayRecord;
+use sqlx::{AnyConnection, Executor, Row};
+use std::collections::HashMap;
+
+/// Items remembered by a batch past which it forgets them all (the ids are looked up
+/// again): bounds the memory of an import whatever the number of distinct items.
+const MAX_REMEMBERED: usize = 200_000;
+
+/// The ids of the items a batch has met, by identity ([`crate::codec::item_ident`]).
+#[derive(Default)]
+pub(crate) struct ItemIds {
+    known: HashMap<String, i64, foldhash::fast::RandomState>,
+}
+
+/// One record whose item is wanted: its identity, fields and derived columns.
+pub(crate) struct Wanted<'a> {
+    pub ident: &'a str,
+    pub record: &'a PlayRecord,
+    pub derived: &'a Derived,
+}
+
+impl ItemIds {
+    /// The item id of each wanted record, in order: remembered, found in `play_items`,
+    /// or added there.
+    pub(crate) async fn resolve(
+        &mut self,
+        conn: &mut AnyConnection,
+        dialect: Dialect,
+        wanted: &[Wanted<'_>],
+    ) -> SqlResult<Vec<i64>> {
+        if self.known.len() > MAX_REMEMBERED {
+            self.known.clear();
+        }
+        // The identities not remembered, each once, first-seen first.
+        let mut missing: Vec<&Wanted<'_>> = Vec::new();
+        let mut seen: HashMap<&str, (), foldhash::fast::RandomState> = HashMap::default();
+        for w in wanted {
+            if !self.known.contains_key(w.ident) && seen.insert(w.ident, ()).is_none() {
+                missing.push(w);
+            }
+        }
+        if !missing.is_empty() {
+            self.find(conn, dialect, &missing).await?;
+            missing.retain(|w| !self.known.contains_key(w.ident));
+            self.add(conn, dialect, &missing).await?;
+        }
+        wanted
+            .iter()
+            .map(|w| {
+                self.known
+                    .get(w.ident)
+                    .copied()
+                    .ok_or_else(|| SqlError::Corrupt(format!("item {:?} was neither found nor added", w.ident)))
+            })
+            .collect()
+    }
+
+    /// Remembers the ids of those of `wanted` already stored.
+    async fn find(&mut self, conn: &mut AnyConnection, dialect: Dialect, wanted: &[&Wanted<'_>]) -> SqlResult<()> {
+        for (base, n) in statement_rows(wanted.len(), MAX_BINDS) {
+            let sql = cached_sql("find items", dialect, n, || {
+                format!("SELECT id, ident FROM play_items WHERE ident IN ({})", Ph::new(dialect).list(n))
+            });
+            let mut q = sqlx::query(sql);
+            for w in &wanted[base..base + n] {
+                q = q.bind(w.ident);
+            }
+            for row in conn.fetch_all(q).await? {
+                // On PostgreSQL an item may be stored twice (see migration 0003): any id will do.
+                self.known.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `wanted` as new items and remembers their ids.
+    async fn add(&mut self, conn: &mut AnyConnection, dialect: Dialect, wanted: &[&Wanted<'_>]) -> SqlResult<()> {
+        for (base, n) in statement_rows(wanted.len(), MAX_BINDS / ITEM_WRITE_COLS.len()) {
+            let sql = cached_sql("add items", dialect, n, || {
+                format!(
+                    "INSERT INTO play_items ({}) VALUES {} RETURNING id, ident",
+                    ITEM_WRITE_COLS.join(", "),
+                    Ph::new(dialect).values(n, ITEM_WRITE_COLS.len())
+                )
+            });
+            let mut q = sqlx::query(sql);
+            for w in &wanted[base..base + n] {
+                q = bind_item(q, w.ident, w.record, w.derived);
+            }
+            for row in conn.fetch_all(q).await? {
+                self.known.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+        Ok(())
+    }
+}
