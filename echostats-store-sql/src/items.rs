@@ -255,7 +255,9 @@ pub(crate) enum GroupFilter {
 ///
 /// Plays are counted per item id first, inside the plays' index, and the far fewer
 /// items are then grouped by key (a Spotify id is a field of the item, so the first
-/// play with one is the first play of the first item with one).
+/// play with one is the first play of the first item with one). The names come from
+/// the items of those plays (joined as tables: SQLite would build the whole `play_rows`
+/// view to join it).
 pub(crate) fn grouped_sql(dialect: Dialect, kind: ItemKind, filter: GroupFilter) -> String {
     let k = key_col(kind);
     let mut ph = Ph::new(dialect);
@@ -268,7 +270,7 @@ pub(crate) fn grouped_sql(dialect: Dialect, kind: ItemKind, filter: GroupFilter)
         Some(c) => (
             format!("MIN(CASE WHEN i.{c} IS NOT NULL THEN c.fid END)"),
             format!("s.{c}"),
-            " LEFT JOIN play_rows s ON s.id = g.sid".to_string(),
+            " LEFT JOIN plays sp ON sp.id = g.sid LEFT JOIN play_items s ON s.id = sp.item_id".to_string(),
         ),
         None => ("CAST(NULL AS BIGINT)".to_string(), "CAST(NULL AS TEXT)".to_string(), String::new()),
     };
@@ -279,7 +281,7 @@ pub(crate) fn grouped_sql(dialect: Dialect, kind: ItemKind, filter: GroupFilter)
                FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
                      FROM plays WHERE user_id = {user} AND counted = 1{extra} GROUP BY item_id) c \
                JOIN play_items i ON i.id = c.item_id WHERE i.{k} IS NOT NULL GROUP BY i.{k}) g \
-         JOIN play_rows f ON f.id = g.fid{sid_join}"
+         JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id{sid_join}"
     )
 }
 

@@ -162,7 +162,7 @@ impl SqlStore {
                    FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
                          FROM plays WHERE user_id = $1 AND kind = {episode}{range} GROUP BY item_id) c \
                    JOIN play_items i ON i.id = c.item_id WHERE i.show_key IS NOT NULL GROUP BY i.show_key) g \
-             JOIN play_rows f ON f.id = g.fid",
+             JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id",
             episode = PlayKind::Episode.code()
         );
         let mut q = sqlx::query(&sql).bind(user_id);

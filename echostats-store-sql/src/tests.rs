@@ -656,7 +656,11 @@ async fn a_wide_sqlite_history_is_migrated_to_items() {
     let url = tmp_url(&dir, "wide.db");
     let fixture = wide_fixture().await;
     migrate_wide(sqlite_pool(&url).await.unwrap().0, Dialect::Sqlite, &fixture.1, &PlayRules::default()).await;
-    wide_history_survives_migration(SqlStore::open(&url).await.unwrap(), fixture).await;
+    let sql = SqlStore::open(&url).await.unwrap();
+    // The pages of the wide table went back to the file system.
+    let free: i64 = sqlx::query("PRAGMA freelist_count").fetch_one(sql.pool()).await.unwrap().get(0);
+    assert_eq!(free, 0, "free pages after the migration");
+    wide_history_survives_migration(sql, fixture).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,13 +34,12 @@ CREATE TABLE play_items (
 CREATE INDEX play_items_artist_norm ON play_items (artist_norm);
 CREATE INDEX play_items_track_norm ON play_items (track_norm);
 
-INSERT INTO play_items (ident, kind, uri, track_name, artist_name, album_name, artist_id, episode_name, show_name,
-                        audiobook_title, audiobook_uri, audiobook_chapter_title, track_key, artist_key, album_key,
-                        artist_norm, track_norm, show_key)
-SELECT ident, MIN(kind), MIN(uri), MIN(track_name), MIN(artist_name), MIN(album_name), MIN(artist_id),
-       MIN(episode_name), MIN(show_name), MIN(audiobook_title), MIN(audiobook_uri), MIN(audiobook_chapter_title),
-       MIN(track_key), MIN(artist_key), MIN(album_key), MIN(artist_norm), MIN(track_norm), MIN(show_key)
-FROM (SELECT kind || '|' || COALESCE(length(uri) || ':' || uri, '-')
+-- One item per identity: the unique index drops the repeats as they come, so nothing is
+-- sorted or held in memory whatever the size of the history.
+INSERT OR IGNORE INTO play_items (ident, kind, uri, track_name, artist_name, album_name, artist_id, episode_name,
+                                  show_name, audiobook_title, audiobook_uri, audiobook_chapter_title, track_key,
+                                  artist_key, album_key, artist_norm, track_norm, show_key)
+SELECT kind || '|' || COALESCE(length(uri) || ':' || uri, '-')
           || '|' || COALESCE(length(track_name) || ':' || track_name, '-')
           || '|' || COALESCE(length(artist_name) || ':' || artist_name, '-')
           || '|' || COALESCE(length(album_name) || ':' || album_name, '-')
@@ -49,10 +48,10 @@ FROM (SELECT kind || '|' || COALESCE(length(uri) || ':' || uri, '-')
           || '|' || COALESCE(length(show_name) || ':' || show_name, '-')
           || '|' || COALESCE(length(audiobook_title) || ':' || audiobook_title, '-')
           || '|' || COALESCE(length(audiobook_uri) || ':' || audiobook_uri, '-')
-          || '|' || COALESCE(length(audiobook_chapter_title) || ':' || audiobook_chapter_title, '-') AS ident,
-          * FROM plays)
-GROUP BY ident
-ORDER BY MIN(id);
+          || '|' || COALESCE(length(audiobook_chapter_title) || ':' || audiobook_chapter_title, '-'),
+       kind, uri, track_name, artist_name, album_name, artist_id, episode_name, show_name, audiobook_title,
+       audiobook_uri, audiobook_chapter_title, track_key, artist_key, album_key, artist_norm, track_norm, show_key
+FROM plays ORDER BY id;
 
 DROP INDEX plays_user_time;
 ALTER TABLE plays RENAME TO plays_wide;
