@@ -10,10 +10,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: plays in `plays` (with derived key columns for the filters and groupings),
-//! daily rollups in `rollup_days` (96 quarter-hour slots, [`RollupDay::encode_slots`]),
-//! all-time item totals in `item_totals`; both aggregates are maintained by every insert
-//! batch in the batch's transaction. Timestamps are stored as epoch milliseconds.
+//! Layout: plays in `plays`, each pointing at its item in `play_items` (what was played:
+//! names, URIs and the keys derived from them, one row per distinct item, shared by all
+//! users); the `play_rows` view joins them back into whole entries. Daily rollups in
+//! `rollup_days` (96 quarter-hour slots, [`RollupDay::encode_slots`]), all-time item
+//! totals in `item_totals`; both aggregates are maintained by every insert batch in the
+//! batch's transaction. Timestamps are stored as epoch milliseconds.
 //!
 //! [`RollupDay::encode_slots`]: echostats_core::model::RollupDay::encode_slots
 
@@ -246,9 +248,10 @@ impl SqlStore {
         Migrator::new(Embedded(SQLITE_MIGRATIONS)).await?.run(&pool).await?;
         if !memory && before.is_some_and(|v| v < PLAY_ITEMS_MIGRATION) {
             // The wide plays table was copied into a narrow one: give its pages back to
-            // the file system (a database of a million plays shrinks by ~60%).
+            // the file system (a database of a million plays shrinks by ~60%). The copy
+            // VACUUM makes goes to a temporary file, not memory (`temp_store`).
             tracing::info!("compacting the database after moving plays to play_items");
-            pool.execute("VACUUM").await?;
+            pool.execute("PRAGMA temp_store=FILE; VACUUM; PRAGMA temp_store=MEMORY;").await?;
         }
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
         Ok(SqlStore { pool, dialect: Dialect::Sqlite, checkpointer })
