@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare echostats with DuckDB and pandas on the same synthetic Spotify export.
 
-    python3 benches/compare.py [--entries 1000000] [--database-url URL ...] [--keep]
+    python3 benches/compare.py [--entries 1000000] [--rounds 3] [--database-url URL ...] [--keep]
 
 One run:
   1. builds `cargo build --release -p echostats-http` and generates an export with
@@ -14,6 +14,12 @@ One run:
   4. pandas: pd.read_json per file, concat, the same aggregates;
   5. prints a table (load/import time, report time for all periods, total, peak RSS) with
      ratios, and writes it to bench-out/compare.json.
+
+With --rounds N, steps 2-4 run N times, taking turns (echostats on a new SQLite file each
+round, DuckDB, pandas), so that a machine's drift falls on every tool alike; the table
+shows each tool's median run and the range of its totals, the ratios compare medians.
+The extra --database-url targets are imported in the first round only (a second import
+into the same database would find every entry stored already).
 
 Every tool runs in its own child process: wall time is measured around it and peak RSS
 comes from os.wait4 (the child's own rusage), so nothing external is needed. DuckDB and
@@ -379,19 +385,43 @@ def cross_check(runs: list[dict]) -> dict:
     return checks
 
 
+def median_runs(rounds: list[dict]) -> list[dict]:
+    """Each tool's run of median total (the lower middle one of an even count), with the
+    range of its totals over the rounds and its highest peak RSS."""
+    by_tool: dict[str, list[dict]] = {}
+    for r in rounds:
+        by_tool.setdefault(r["tool"], []).append(r)
+    out = []
+    for tool_runs in by_tool.values():
+        ordered = sorted(tool_runs, key=lambda r: r["total_s"])
+        median = dict(ordered[(len(ordered) - 1) // 2])
+        median["rounds"] = len(ordered)
+        median["total_range_s"] = [ordered[0]["total_s"], ordered[-1]["total_s"]]
+        median["load_range_s"] = [min(r["load_s"] for r in ordered), max(r["load_s"] for r in ordered)]
+        median["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ordered)
+        out.append(median)
+    return out
+
+
 def print_table(runs: list[dict], ratios: dict) -> None:
-    header = f"{'tool':<28}{'load/import s':>14}{'report s (5)':>14}{'total s':>10}{'process s':>11}{'peak RSS MB':>13}"
+    header = (
+        f"{'tool':<28}{'load/import s':>14}{'report s (5)':>14}{'total s':>10}{'process s':>11}"
+        f"{'peak RSS MB':>13}{'total range s':>16}"
+    )
     print()
     print(header)
     print("-" * len(header))
     for r in runs:
+        lo, hi = r["total_range_s"]
+        spread = f"{lo:.2f}-{hi:.2f} ({r['rounds']})"
         print(
             f"{r['tool']:<28}{r['load_s']:>14.2f}{r['report_s']:>14.2f}{r['total_s']:>10.2f}"
-            f"{r['process_s']:>11.2f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['process_s']:>11.2f}{r['peak_rss_mb']:>13.0f}{spread:>16}"
         )
     print(
         "total = load + report; process = wall time of the child processes (echostats: 1 import +"
         " 5 reports;\nduckdb/pandas: one Python process, interpreter start and imports included)."
+        "\nThe median run of each tool; peak RSS: the highest of its rounds; range: its totals over the rounds."
     )
     if ratios:
         print()
@@ -410,6 +440,7 @@ def main() -> None:
         "--database-url", action="append", default=[], metavar="URL",
         help="also benchmark echostats on this (empty) database; repeatable",
     )
+    ap.add_argument("--rounds", type=int, default=1, help="run every tool this many times, taking turns (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the export and databases in bench-out/work")
     ap.add_argument("--install", action="store_true", help="pip install benches/requirements.txt if needed")
     ap.add_argument("--export", type=Path, help="use this existing export instead of generating one")
@@ -424,6 +455,8 @@ def main() -> None:
     if args.worker:
         run_worker(*args.worker)
         return
+    if args.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
 
     tools = {t.strip() for t in args.tools.split(",") if t.strip()}
     python_tools = ensure_python_tools(args.install) if tools & {"duckdb", "pandas"} else []
@@ -454,31 +487,38 @@ def main() -> None:
         generate(binary, args.entries, export, logs)
     entries = args.entries if args.export is None else None
 
-    runs: list[dict] = []
+    every_run: list[dict] = []
     failures: list[str] = []
-    if "echostats" in tools:
-        targets = [("sqlite", sqlite_url(work / "bench.db"))] + [
-            (url.split(":", 1)[0], url) for url in args.database_url
-        ]
-        # Two URLs of one scheme get numbered labels, so their logs and rows stay apart.
-        seen: dict[str, int] = {}
-        for i, (label, url) in enumerate(targets):
-            seen[label] = seen.get(label, 0) + 1
-            if seen[label] > 1:
-                targets[i] = (f"{label}-{seen[label]}", url)
-        for label, url in targets:
-            try:
-                runs.append(bench_echostats(binary, url, export, logs, label))
-            except Failed as e:
-                failures.append(f"echostats ({label}): {e}")
-                print(f"    FAILED: {e}", file=sys.stderr)
-    for tool in ("duckdb", "pandas"):
-        if tool in tools and tool in python_tools:
-            try:
-                runs.append(bench_worker(tool, export, logs))
-            except Failed as e:
-                failures.append(f"{tool}: {e}")
-                print(f"    FAILED: {e}", file=sys.stderr)
+    # Two URLs of one scheme get numbered labels, so their logs and rows stay apart.
+    extra_targets = [(url.split(":", 1)[0], url) for url in args.database_url]
+    seen: dict[str, int] = {"sqlite": 1}
+    for i, (label, url) in enumerate(extra_targets):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            extra_targets[i] = (f"{label}-{seen[label]}", url)
+    for round_no in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            step(f"round {round_no} of {args.rounds}")
+        if "echostats" in tools:
+            db = work / f"bench-{round_no}.db"
+            targets = [("sqlite", sqlite_url(db))] + (extra_targets if round_no == 1 else [])
+            for label, url in targets:
+                try:
+                    every_run.append(bench_echostats(binary, url, export, logs, label))
+                except Failed as e:
+                    failures.append(f"echostats ({label}): {e}")
+                    print(f"    FAILED: {e}", file=sys.stderr)
+            if not args.keep:
+                for leftover in work.glob(f"{db.name}*"):
+                    leftover.unlink()
+        for tool in ("duckdb", "pandas"):
+            if tool in tools and tool in python_tools:
+                try:
+                    every_run.append(bench_worker(tool, export, logs))
+                except Failed as e:
+                    failures.append(f"{tool}: {e}")
+                    print(f"    FAILED: {e}", file=sys.stderr)
+    runs = median_runs(every_run)
 
     step("checks")
     checks = cross_check(runs)
@@ -503,7 +543,9 @@ def main() -> None:
         "export_bytes": sum(p.stat().st_size for p in export.rglob("*") if p.is_file()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": versions,
+        "rounds": args.rounds,
         "runs": [{k: v for k, v in r.items() if k not in ("results", "all_time_report")} for r in runs],
+        "every_run": [{k: v for k, v in r.items() if k not in ("results", "all_time_report")} for r in every_run],
         "ratios": ratios,
         "checks": checks,
         "failures": failures,

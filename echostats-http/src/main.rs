@@ -29,8 +29,43 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each said once. The library's errors already end with their
+/// source's text (for API responses and logs), and sqlx's do too, so the plain chain
+/// (`{:#}`) said "database \"x\" does not exist" three times.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::other("database \"x\" does not exist");
+        let core = echostats::Error::BackendUnavailable { backend: "postgres", source: Box::new(io) };
+        let e = Err::<(), _>(core).context("opening postgres://h/x").unwrap_err();
+        assert_eq!(error_message(&e), "opening postgres://h/x: postgres is unavailable: database \"x\" does not exist");
+        // A cause that adds something is kept.
+        let e = Err::<(), _>(std::io::Error::other("disk full")).context("cannot write out.csv").unwrap_err();
+        assert_eq!(error_message(&e), "cannot write out.csv: disk full");
     }
 }

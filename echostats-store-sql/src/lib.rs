@@ -244,22 +244,27 @@ impl SqlStore {
 
     async fn open_sqlite(url: &str) -> SqlResult<SqlStore> {
         let (pool, memory) = sqlite_pool(url).await?;
-        let before = applied_migration(&pool).await;
-        Migrator::new(Embedded(SQLITE_MIGRATIONS)).await?.run(&pool).await?;
-        if !memory && before.is_some_and(|v| v < PLAY_ITEMS_MIGRATION) {
-            // The wide plays table was copied into a narrow one: give its pages back to
-            // the file system (a database of a million plays shrinks by ~60%). The copy
-            // VACUUM makes goes to a temporary file, not memory (`temp_store`).
-            tracing::info!("compacting the database after moving plays to play_items");
-            pool.execute("PRAGMA temp_store=FILE; VACUUM; PRAGMA temp_store=MEMORY;").await?;
+        if memory {
+            // Another connection to `:memory:` would be another database.
+            Migrator::new(Embedded(SQLITE_MIGRATIONS)).await?.run(&pool).await?;
+        } else {
+            let (mut conn, before) = migrate(&pool, Some(SQLITE_PRAGMAS), SQLITE_MIGRATIONS).await?;
+            if before.is_some_and(|v| v < PLAY_ITEMS_MIGRATION) {
+                // The wide plays table was copied into a narrow one: give its pages back to
+                // the file system (a database of a million plays shrinks by ~60%). The copy
+                // VACUUM makes goes to a temporary file, not memory (`temp_store`).
+                conn.execute("PRAGMA temp_store=FILE; VACUUM;").await?;
+            }
+            sqlx::Connection::close(conn).await?;
         }
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
         Ok(SqlStore { pool, dialect: Dialect::Sqlite, checkpointer })
     }
 
     async fn open_postgres(url: &str, schema: Option<String>) -> SqlResult<SqlStore> {
-        let pool = postgres_pool(url, schema).await?;
-        Migrator::new(Embedded(POSTGRES_MIGRATIONS)).await?.run(&pool).await?;
+        let (pool, setup) = postgres_pool(url, schema).await?;
+        let (conn, _) = migrate(&pool, setup.as_deref(), POSTGRES_MIGRATIONS).await?;
+        sqlx::Connection::close(conn).await?;
         Ok(SqlStore { pool, dialect: Dialect::Postgres, checkpointer: None })
     }
 }
@@ -267,11 +272,36 @@ impl SqlStore {
 /// The migration that moved item fields from `plays` to `play_items`.
 const PLAY_ITEMS_MIGRATION: i64 = 3;
 
-/// The last migration applied to the database of `pool`; `None` for a new database.
-async fn applied_migration(pool: &AnyPool) -> Option<i64> {
+/// Runs `migrations` on a connection of its own, set up like the pool's (`setup`: what
+/// the pool runs on each new connection) but without sqlx's slow-statement warnings: a
+/// migration of a large history takes seconds by design, and each warning would print
+/// the migration's whole SQL. Returns the connection and the last migration applied
+/// before ([`applied_migration`]).
+async fn migrate(
+    pool: &AnyPool,
+    setup: Option<&str>,
+    migrations: &'static [(i64, &'static str, &'static str)],
+) -> SqlResult<(sqlx::AnyConnection, Option<i64>)> {
+    use sqlx::ConnectOptions;
+    let options =
+        (*pool.connect_options()).clone().log_slow_statements(log::LevelFilter::Off, std::time::Duration::ZERO);
+    let mut conn = options.connect().await?;
+    if let Some(setup) = setup {
+        conn.execute(setup).await?;
+    }
+    let before = applied_migration(&mut conn).await;
+    if before.is_some_and(|v| v < PLAY_ITEMS_MIGRATION) {
+        tracing::warn!("moving the stored plays to the play_items layout, once (5-10 s per million plays)");
+    }
+    Migrator::new(Embedded(migrations)).await?.run(&mut conn).await?;
+    Ok((conn, before))
+}
+
+/// The last migration applied to the database; `None` for a new database.
+async fn applied_migration(conn: &mut sqlx::AnyConnection) -> Option<i64> {
     let last = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM _sqlx_migrations WHERE success");
     // No such table: a new database.
-    last.fetch_one(pool).await.ok().flatten()
+    last.fetch_one(conn).await.ok().flatten()
 }
 
 /// A pool on the SQLite database at `url`, not migrated, and whether it is in memory.
@@ -312,8 +342,9 @@ async fn sqlite_pool(url: &str) -> SqlResult<(AnyPool, bool)> {
     Ok((options.connect(&url).await?, memory))
 }
 
-/// A pool on the PostgreSQL database at `url` (in `schema`, created if missing), not migrated.
-async fn postgres_pool(url: &str, schema: Option<String>) -> SqlResult<AnyPool> {
+/// A pool on the PostgreSQL database at `url` (in `schema`, created if missing), not
+/// migrated, and what it runs on each new connection.
+async fn postgres_pool(url: &str, schema: Option<String>) -> SqlResult<(AnyPool, Option<String>)> {
     sqlx::any::install_default_drivers();
     let schema = schema.map(|s| quote_ident(&s)).transpose()?;
     // One direct connection first: fails fast when the server is down (the pool would
@@ -324,8 +355,8 @@ async fn postgres_pool(url: &str, schema: Option<String>) -> SqlResult<AnyPool> 
     }
     sqlx::Connection::close(conn).await?;
     let mut options = AnyPoolOptions::new().max_connections(10);
-    if let Some(schema) = schema {
-        let set = format!("SET search_path TO {schema}");
+    let setup = schema.map(|schema| format!("SET search_path TO {schema}"));
+    if let Some(set) = setup.clone() {
         options = options.after_connect(move |conn, _meta| {
             let set = set.clone();
             Box::pin(async move {
@@ -334,7 +365,7 @@ async fn postgres_pool(url: &str, schema: Option<String>) -> SqlResult<AnyPool> 
             })
         });
     }
-    Ok(options.connect(url).await?)
+    Ok((options.connect(url).await?, setup))
 }
 
 /// Removes our own `schema=NAME` parameter from a PostgreSQL URL.

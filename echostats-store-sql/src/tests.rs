@@ -669,7 +669,7 @@ async fn a_wide_postgres_history_is_migrated_to_items() {
     let url = std::env::var("ECHOSTATS_TEST_POSTGRES_URL").unwrap();
     drop_schema(store, &schema).await;
     let fixture = wide_fixture().await;
-    let pool = postgres_pool(&url, Some(schema.clone())).await.unwrap();
+    let pool = postgres_pool(&url, Some(schema.clone())).await.unwrap().0;
     migrate_wide(pool, Dialect::Postgres, &fixture.1, &PlayRules::default()).await;
     let sql = SqlStore::open_postgres_schema(&url, &schema).await.unwrap();
     wide_history_survives_migration(sql.clone(), fixture).await;
