@@ -293,7 +293,9 @@ async fn migrate(
     if before.is_some_and(|v| v < PLAY_ITEMS_MIGRATION) {
         tracing::warn!("moving the stored plays to the play_items layout, once (5-10 s per million plays)");
     }
-    Migrator::new(Embedded(migrations)).await?.run(&mut conn).await?;
+    // `run` takes any `Acquire`, whose lifetime bounds make this future not `Send` for
+    // every caller (the Python module's); sqlx offers `run_direct` for that.
+    Migrator::new(Embedded(migrations)).await?.run_direct(&mut conn).await?;
     Ok((conn, before))
 }
 
