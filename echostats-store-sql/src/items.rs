@@ -253,8 +253,7 @@ pub(crate) enum GroupFilter {
 /// and the Spotify id of the first play that has one. Binds: the user, then those of
 /// `filter`. Read with [`group_from_row`].
 ///
-/// Plays are counted per item id first, inside the plays' index, and the far fewer
-/// items are then grouped by key (a Spotify id is a field of the item, so the first
+/// Grouped with [`per_item_key`] (a Spotify id is a field of the item, so the first
 /// play with one is the first play of the first item with one). The names come from
 /// the items of those plays (joined as tables: SQLite would build the whole `play_rows`
 /// view to join it).
@@ -274,14 +273,25 @@ pub(crate) fn grouped_sql(dialect: Dialect, kind: ItemKind, filter: GroupFilter)
         ),
         None => ("CAST(NULL AS BIGINT)".to_string(), "CAST(NULL AS TEXT)".to_string(), String::new()),
     };
+    let groups = per_item_key(k, &format!("user_id = {user} AND counted = 1{extra}"), &format!(", {sid_min} AS sid"));
     format!(
         "SELECT g.k, g.n, g.ms, g.fid, g.sid, f.track_name, f.uri, f.artist_name, f.album_name, {sid_val} \
-         FROM (SELECT i.{k} AS k, CAST(SUM(c.n) AS BIGINT) AS n, CAST(SUM(c.ms) AS BIGINT) AS ms, MIN(c.fid) AS fid, \
-                      {sid_min} AS sid \
-               FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
-                     FROM plays WHERE user_id = {user} AND counted = 1{extra} GROUP BY item_id) c \
-               JOIN play_items i ON i.id = c.item_id WHERE i.{k} IS NOT NULL GROUP BY i.{k}) g \
-         JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id{sid_join}"
+         FROM {groups} g JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id{sid_join}"
+    )
+}
+
+/// A subquery of the plays matching `plays_where` grouped by their items' column `key`
+/// (non-null): `k`, `n` (plays), `ms`, `fid` (the first play's id), then `extra_cols`,
+/// which may aggregate the items `i` and their counts `c` (`c.fid`: an item's first
+/// play). Plays are counted per item id first, inside the plays' index, and the far
+/// fewer items are then grouped by key.
+pub(crate) fn per_item_key(key: &str, plays_where: &str, extra_cols: &str) -> String {
+    format!(
+        "(SELECT i.{key} AS k, CAST(SUM(c.n) AS BIGINT) AS n, CAST(SUM(c.ms) AS BIGINT) AS ms, \
+                 MIN(c.fid) AS fid{extra_cols} \
+          FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
+                FROM plays WHERE {plays_where} GROUP BY item_id) c \
+          JOIN play_items i ON i.id = c.item_id WHERE i.{key} IS NOT NULL GROUP BY i.{key})"
     )
 }
 

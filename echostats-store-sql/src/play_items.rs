@@ -5,7 +5,7 @@ use crate::error::{SqlError, SqlResult};
 use crate::Dialect;
 use echostats_core::model::PlayRecord;
 use sqlx::{AnyConnection, Executor, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Items remembered by a batch past which it forgets them all (the ids are looked up
 /// again): bounds the memory of an import whatever the number of distinct items.
@@ -38,9 +38,9 @@ impl ItemIds {
         }
         // The identities not remembered, each once, first-seen first.
         let mut missing: Vec<&Wanted<'_>> = Vec::new();
-        let mut seen: HashMap<&str, (), foldhash::fast::RandomState> = HashMap::default();
+        let mut seen: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
         for w in wanted {
-            if !self.known.contains_key(w.ident) && seen.insert(w.ident, ()).is_none() {
+            if !self.known.contains_key(w.ident) && seen.insert(w.ident) {
                 missing.push(w);
             }
         }

@@ -2,7 +2,7 @@
 
 use crate::codec::{day_from_num, day_num, entry_from_row, ms_ceil, Ph, Query, MAX_BINDS, PLAY_READ_COLS};
 use crate::error::{SqlError, SqlResult};
-use crate::items::{group_from_row, grouped_sql, GroupFilter};
+use crate::items::{group_from_row, grouped_sql, per_item_key, GroupFilter};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -154,16 +154,11 @@ impl SqlStore {
         limit: usize,
     ) -> SqlResult<Vec<RankedItem>> {
         let range = if window.is_some() { " AND played_at >= $2 AND played_at < $3" } else { "" };
-        // Per item first, then per show (as `items::grouped_sql`).
+        let episode = PlayKind::Episode.code();
+        let groups = per_item_key("show_key", &format!("user_id = $1 AND kind = {episode}{range}"), "");
         let sql = format!(
-            "SELECT g.k, g.n, g.ms, f.show_name \
-             FROM (SELECT i.show_key AS k, CAST(SUM(c.n) AS BIGINT) AS n, CAST(SUM(c.ms) AS BIGINT) AS ms, \
-                          MIN(c.fid) AS fid \
-                   FROM (SELECT item_id, COUNT(*) AS n, SUM(ms_played) AS ms, MIN(id) AS fid \
-                         FROM plays WHERE user_id = $1 AND kind = {episode}{range} GROUP BY item_id) c \
-                   JOIN play_items i ON i.id = c.item_id WHERE i.show_key IS NOT NULL GROUP BY i.show_key) g \
-             JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id",
-            episode = PlayKind::Episode.code()
+            "SELECT g.k, g.n, g.ms, f.show_name FROM {groups} g \
+             JOIN plays fp ON fp.id = g.fid JOIN play_items f ON f.id = fp.item_id"
         );
         let mut q = sqlx::query(&sql).bind(user_id);
         if let Some(w) = window {
