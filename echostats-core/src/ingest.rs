@@ -517,6 +517,9 @@ pub async fn consume_events(
                     for (k, n) in &f.kinds {
                         *running.entries_by_kind.entry(*k).or_default() += n;
                     }
+                    for (reason, n) in &f.rejected {
+                        *running.rejected.entry(reason.clone()).or_default() += n;
+                    }
                     p(&running, &file);
                 }
             }
@@ -617,6 +620,31 @@ mod tests {
         r.track_name = Some(name.into());
         r.artist_name = Some("Artist".into());
         r
+    }
+
+    /// The running summary handed to the progress callback counts a file's rejected rows
+    /// as its chunks go, not only once the file is done.
+    #[tokio::test]
+    async fn progress_counts_rejected_rows_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<String> = (0..10)
+            .map(|i| {
+                let artist = if i % 2 == 0 { "\"Artist\"" } else { "null" };
+                format!(r#"{{"endTime":"2023-01-0{} 10:00","artistName":{artist},"trackName":"Song {i}","msPlayed":60000}}"#, i % 9 + 1)
+            })
+            .collect();
+        std::fs::write(dir.path().join("StreamingHistory0.json"), format!("[{}]", rows.join(","))).unwrap();
+        let store = crate::store::MemoryStore::new();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let progress = |s: &ImportSummary, _file: &str| {
+            seen.lock().unwrap().push((s.files.len(), s.entries(), s.rejected.values().sum::<u64>()));
+        };
+        let opts = ImportOptions { chunk_size: 4, ..ImportOptions::default() };
+        let summary = import_paths(&store, "u", &[dir.path().to_path_buf()], &opts, Some(&progress)).await.unwrap();
+        assert_eq!(summary.rejected.values().sum::<u64>(), 5);
+        let seen = seen.into_inner().unwrap();
+        // A chunk holds 4 accepted records: rows 0-6 (3 rejected on the way), then the rest.
+        assert_eq!(seen, vec![(0, 4, 3), (0, 5, 5)]);
     }
 
     #[test]
