@@ -42,7 +42,8 @@ pub struct ExportSummary {
 /// streaming history: `Streaming_History_Audio_{year}[-{year}]_{n}.json` files of at most
 /// ~12 MB, oldest plays first. `dir` is created when missing and must not hold extended
 /// history files already (an import of the folder would read both). On an error, the
-/// files written so far are removed.
+/// files written so far are removed; a file an export that was killed left half-written
+/// (hidden, `.partial_N.json`) is removed by the next export into `dir`.
 pub async fn write_extended_history(
     store: &dyn Store,
     user_id: &str,
@@ -62,8 +63,15 @@ async fn write_extended_files(
     fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let entries = fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
     for entry in entries {
-        let name = entry.map_err(|e| io_error(dir, e))?.file_name();
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry.file_name();
         let name = name.to_string_lossy();
+        if is_partial_file(&name) {
+            // Left by an export that was killed before it could clean up: the files it
+            // completed would have failed the check below, so this one is all there is.
+            fs::remove_file(entry.path()).map_err(|e| io_error(dir, e))?;
+            continue;
+        }
         if name.starts_with("Streaming_History_Audio_") || name.starts_with("endsong_") {
             return Err(Error::invalid(format!(
                 "{} already holds extended streaming history ({name}): export into an empty folder",
@@ -397,6 +405,18 @@ struct OpenExt {
     last_year: i32,
 }
 
+/// The hidden name a file has while it is written (`n` counts the files of one export).
+fn partial_file_name(n: usize) -> String {
+    format!(".partial_{n}.json")
+}
+
+/// Whether `name` is a [`partial_file_name`].
+fn is_partial_file(name: &str) -> bool {
+    name.strip_prefix(".partial_")
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Extended-history files: rolled over by entry count, size and naming era, each
 /// written under a hidden partial name and renamed once complete (its name holds the
 /// years it covers).
@@ -477,7 +497,7 @@ impl ExtendedFiles {
         if self.rolls(format) {
             self.close()?;
             self.partials += 1;
-            let file = JsonArray::create(self.dir.join(format!(".partial_{}.json", self.partials)))?;
+            let file = JsonArray::create(self.dir.join(partial_file_name(self.partials)))?;
             self.cur = Some(OpenExt { format, file, first_year: year, last_year: year });
         }
         let cur = self.cur.as_mut().expect("opened above");
@@ -648,6 +668,21 @@ mod tests {
         assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
         assert!(err.to_string().contains("Streaming_History_Audio_2020-2024_0.json"), "{err}");
         assert_eq!(fs::read(&summary.files[0]).unwrap(), before, "nothing overwritten");
+    }
+
+    #[tokio::test]
+    async fn a_killed_exports_partial_file_is_removed_and_other_hidden_files_are_kept() {
+        let source = store_with(every_shape()).await;
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".partial_3.json"), "[{\"ts\":").unwrap();
+        fs::write(dir.path().join(".partial_notes.json"), "mine").unwrap();
+        let summary = write_extended_history(&source, "u", None, dir.path()).await.unwrap();
+        assert_eq!(summary.plays, 7);
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names[0], ".partial_notes.json");
+        assert!(names[1..].iter().all(|n| n.starts_with("Streaming_History_Audio_")), "{names:?}");
     }
 
     #[tokio::test]
