@@ -362,10 +362,11 @@ async fn import(store: &dyn echostats::store::Store, user: &str, args: &ImportAr
     let progress = |s: &ImportSummary, file: &str| {
         bar.set_position(s.files.len() as u64);
         bar.set_message(format!(
-            "{} entries read, {} added, {} duplicates — {}",
+            "{} entries read, {} added, {} duplicates, {} rejected — {}",
             s.entries(),
             s.outcome.added,
             s.outcome.duplicates,
+            s.rejected.values().sum::<u64>(),
             file.rsplit(['/', '!']).next().unwrap_or(file)
         ));
     };

@@ -367,15 +367,17 @@ impl SqlBatch {
             "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
              AND kind IN ({kind_list}) ORDER BY id"
         );
-        let rows = self
-            .tx
-            .fetch_all(sqlx::query(&sql).bind(&self.user_id).bind(ms_ceil(window.lo)).bind(ms_floor(window.hi)))
-            .await?;
-        let mut existing = Vec::with_capacity(rows.len());
-        for row in &rows {
-            existing.push(entry_from_row(row)?.1);
+        // Decoded row by row: sqlx's rows are several times the size of the entries, and
+        // a month of dense history held as rows was the peak of a large import.
+        let mut existing = Vec::new();
+        {
+            use futures_util::TryStreamExt;
+            let query = sqlx::query(&sql).bind(&self.user_id).bind(ms_ceil(window.lo)).bind(ms_floor(window.hi));
+            let mut rows = self.tx.fetch(query);
+            while let Some(row) = rows.try_next().await? {
+                existing.push(entry_from_row(&row)?.1);
+            }
         }
-        drop(rows);
         self.queued.overlay(&mut existing, &self.user_id, &window)?;
 
         let rules = self.rules.clone();

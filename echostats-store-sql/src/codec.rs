@@ -11,7 +11,11 @@ use sqlx::{Any, Row};
 pub(crate) type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
 /// Most bind parameters per statement (SQLite's limit is 32,766; PostgreSQL's 65,535).
-pub(crate) const MAX_BINDS: usize = 32_000;
+/// Not the limit: SQLite compiles a statement of 32,000 binds into a program of several
+/// MB, kept in each connection's statement cache, which put a 6M-entry import over
+/// 300 MB; at 8,000 an import is as fast (a few % faster on SQLite and PostgreSQL) and
+/// its memory levels off ~60 MB lower.
+pub(crate) const MAX_BINDS: usize = 8_000;
 
 // ---------------------------------------------------------------------------------------
 // Time
