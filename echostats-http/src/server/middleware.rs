@@ -239,6 +239,25 @@ impl<E: Endpoint> Endpoint for TimeoutEndpoint<E> {
 mod tests {
     use super::*;
 
+    /// A handler that waits longer than the normal limit times out with 504; on a slow
+    /// route the same wait is within its limit.
+    #[tokio::test]
+    async fn a_request_over_its_limit_gets_504_and_slow_routes_have_their_own() {
+        use poem::{handler, EndpointExt, Route};
+        #[handler]
+        async fn wait() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "done"
+        }
+        let app = Route::new()
+            .at("/api/v1/analytics/overview", wait)
+            .at("/api/v1/analytics/rollup-build", wait)
+            .with(Timeout { normal: Duration::from_millis(20), slow: Duration::from_secs(30) });
+        let answer = |path: &str| app.get_response(Request::builder().uri(path.parse().unwrap()).finish());
+        assert_eq!(answer("/api/v1/analytics/overview").await.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(answer("/api/v1/analytics/rollup-build").await.status(), StatusCode::OK);
+    }
+
     #[test]
     fn request_ids_are_kept_when_sane() {
         let req = Request::builder().header(REQUEST_ID, "abc-123").finish();
