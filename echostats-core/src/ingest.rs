@@ -341,6 +341,10 @@ impl ImportSummary {
     pub fn entries(&self) -> u64 {
         self.entries_by_kind.values().sum()
     }
+    /// Rows rejected in all imported files.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
     /// Files that failed.
     pub fn failed(&self) -> impl Iterator<Item = &FileReport> {
         self.files.iter().filter(|f| matches!(f.status, FileStatus::Failed { .. }))
@@ -637,11 +641,11 @@ mod tests {
         let store = crate::store::MemoryStore::new();
         let seen = std::sync::Mutex::new(Vec::new());
         let progress = |s: &ImportSummary, _file: &str| {
-            seen.lock().unwrap().push((s.files.len(), s.entries(), s.rejected.values().sum::<u64>()));
+            seen.lock().unwrap().push((s.files.len(), s.entries(), s.rejected_total()));
         };
         let opts = ImportOptions { chunk_size: 4, ..ImportOptions::default() };
         let summary = import_paths(&store, "u", &[dir.path().to_path_buf()], &opts, Some(&progress)).await.unwrap();
-        assert_eq!(summary.rejected.values().sum::<u64>(), 5);
+        assert_eq!(summary.rejected_total(), 5);
         let seen = seen.into_inner().unwrap();
         // A chunk holds 4 accepted records: rows 0-6 (3 rejected on the way), then the rest.
         assert_eq!(seen, vec![(0, 4, 3), (0, 5, 5)]);

@@ -366,7 +366,7 @@ async fn import(store: &dyn echostats::store::Store, user: &str, args: &ImportAr
             s.entries(),
             s.outcome.added,
             s.outcome.duplicates,
-            s.rejected.values().sum::<u64>(),
+            s.rejected_total(),
             file.rsplit(['/', '!']).next().unwrap_or(file)
         ));
     };
@@ -415,7 +415,7 @@ fn render_summary(s: &ImportSummary) -> String {
         "Stored: {} added, {} enriched (richer record replaced a poorer one), {} duplicates ignored",
         s.outcome.added, s.outcome.replaced, s.outcome.duplicates
     );
-    let rejected: u64 = s.rejected.values().sum();
+    let rejected = s.rejected_total();
     let _ = writeln!(out, "Rejected: {rejected}");
     for (reason, n) in &s.rejected {
         let _ = writeln!(out, "  {n} × {reason}");
