@@ -102,9 +102,9 @@ impl Derived {
     }
 }
 
-/// Columns written for a play, in bind order (see [`bind_play`]). What describes the
+/// Columns written for a play, in bind order (see [`play_values`]). What describes the
 /// item played is in `play_items` ([`ITEM_WRITE_COLS`]); the play points at it.
-pub(crate) const PLAY_WRITE_COLS: &[&str] = &[
+pub(crate) const PLAY_WRITE_COLS: [&str; 18] = [
     "user_id",
     "played_at",
     "ms_played",
@@ -196,6 +196,43 @@ fn flag(b: Option<bool>) -> Option<i64> {
     b.map(i64::from)
 }
 
+/// A value of a written play column: typed even when NULL, as PostgreSQL wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlayValue<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+}
+
+/// The [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id`, in order.
+pub(crate) fn play_values<'a>(
+    user_id: &'a str,
+    r: &'a PlayRecord,
+    counted: bool,
+    item_id: i64,
+) -> [PlayValue<'a>; PLAY_WRITE_COLS.len()] {
+    use PlayValue::{Int, Text};
+    [
+        Text(Some(user_id)),
+        Int(Some(ms_floor(r.played_at))),
+        Int(Some(r.ms_played)),
+        Int(Some(r.kind.code() as i64)),
+        Int(Some(r.origin.code() as i64)),
+        Int(Some(counted as i64)),
+        Int(Some(item_id)),
+        Text(r.platform.as_deref()),
+        Text(r.conn_country.as_deref()),
+        Text(r.reason_start.as_deref()),
+        Text(r.reason_end.as_deref()),
+        Int(flag(r.shuffle)),
+        Int(flag(r.skipped)),
+        Int(flag(r.offline)),
+        Int(r.offline_timestamp.map(ms_floor)),
+        Int(flag(r.incognito)),
+        Text(r.context_type.as_deref()),
+        Text(r.context_uri.as_deref()),
+    ]
+}
+
 /// Binds the [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id`.
 pub(crate) fn bind_play<'q>(
     q: Query<'q>,
@@ -204,24 +241,10 @@ pub(crate) fn bind_play<'q>(
     counted: bool,
     item_id: i64,
 ) -> Query<'q> {
-    q.bind(user_id)
-        .bind(ms_floor(r.played_at))
-        .bind(r.ms_played)
-        .bind(r.kind.code() as i64)
-        .bind(r.origin.code() as i64)
-        .bind(counted as i64)
-        .bind(item_id)
-        .bind(r.platform.as_deref())
-        .bind(r.conn_country.as_deref())
-        .bind(r.reason_start.as_deref())
-        .bind(r.reason_end.as_deref())
-        .bind(flag(r.shuffle))
-        .bind(flag(r.skipped))
-        .bind(flag(r.offline))
-        .bind(r.offline_timestamp.map(ms_floor))
-        .bind(flag(r.incognito))
-        .bind(r.context_type.as_deref())
-        .bind(r.context_uri.as_deref())
+    play_values(user_id, r, counted, item_id).into_iter().fold(q, |q, value| match value {
+        PlayValue::Int(v) => q.bind(v),
+        PlayValue::Text(v) => q.bind(v),
+    })
 }
 
 /// Binds the [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns).

@@ -27,6 +27,9 @@ pub(crate) enum SqlError {
     /// A task of the store stopped unexpectedly (a bug).
     #[error("the store's work stopped unexpectedly: {0}")]
     Crashed(String),
+    /// SQLite refused the store's set-up of its connections.
+    #[error("SQLite could not be set up: {0}")]
+    Setup(String),
     /// A stored JSON value cannot be read back.
     #[error("corrupt stored JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -50,7 +53,8 @@ impl SqlError {
             | SqlError::Corrupt(_)
             | SqlError::Json(_)
             | SqlError::Poisoned
-            | SqlError::Crashed(_)) => Error::Backend { backend, source: Box::new(e) },
+            | SqlError::Crashed(_)
+            | SqlError::Setup(_)) => Error::Backend { backend, source: Box::new(e) },
         }
     }
 }

@@ -26,6 +26,7 @@ mod items;
 mod ops;
 mod play_items;
 pub mod sqlite_allocator;
+mod sqlite_bulk;
 mod store;
 
 use crate::error::{SqlError, SqlResult};
@@ -311,6 +312,7 @@ async fn applied_migration(conn: &mut sqlx::AnyConnection) -> Option<i64> {
 /// A pool on the SQLite database at `url`, not migrated, and whether it is in memory.
 async fn sqlite_pool(url: &str) -> SqlResult<(AnyPool, bool)> {
     sqlx::any::install_default_drivers();
+    sqlite_bulk::register().map_err(SqlError::Setup)?;
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or_default();
     let (path, params) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
