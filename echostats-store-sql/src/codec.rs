@@ -165,7 +165,6 @@ pub(crate) const PLAY_READ_COLS_DERIVED: &str = "id, user_id, played_at, ms_play
 /// Unambiguous whatever the names contain, and the same text migration 0003 builds in
 /// SQL (`length()` counts characters on both dialects).
 pub(crate) fn item_ident(r: &PlayRecord) -> String {
-    use std::fmt::Write;
     let fields = [
         &r.uri,
         &r.track_name,
@@ -180,11 +179,15 @@ pub(crate) fn item_ident(r: &PlayRecord) -> String {
     ];
     let mut ident =
         String::with_capacity(16 + fields.iter().map(|f| f.as_ref().map_or(2, |v| v.len() + 6)).sum::<usize>());
-    let _ = write!(ident, "{}", r.kind.code());
+    let mut digits = itoa::Buffer::new();
+    ident.push_str(digits.format(r.kind.code()));
     for field in fields {
         match field {
             Some(v) => {
-                let _ = write!(ident, "|{}:{v}", v.chars().count());
+                ident.push('|');
+                ident.push_str(digits.format(v.chars().count()));
+                ident.push(':');
+                ident.push_str(v);
             }
             None => ident.push_str("|-"),
         }
@@ -431,6 +434,19 @@ impl Ph {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// Stored identities must keep their text: migration 0003 builds the same in SQL,
+    /// and stored items are found by it.
+    #[test]
+    fn an_item_identity_is_its_kind_and_length_prefixed_fields() {
+        use echostats_core::model::{PlayKind, PlayOrigin};
+        let at = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let mut r = PlayRecord::new(at, 1, PlayKind::Audiobook, PlayOrigin::ExtendedHistory);
+        r.uri = Some("spotify:track:x".into());
+        r.track_name = Some("Café|1:x".into());
+        r.audiobook_chapter_title = Some(String::new());
+        assert_eq!(item_ident(&r), "2|15:spotify:track:x|8:Café|1:x|-|-|-|-|-|-|-|0:");
+    }
 
     #[test]
     fn rows_are_split_into_full_then_power_of_two_statements() {

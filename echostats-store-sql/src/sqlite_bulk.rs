@@ -140,14 +140,33 @@ unsafe extern "C" fn init_connection(
     )
 }
 
-/// The single-row INSERT the function steps, built once.
-fn insert_sql() -> &'static CStr {
-    static SQL: OnceLock<CString> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let params: Vec<String> = (1..=PLAY_WRITE_COLS.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!("INSERT INTO plays ({}) VALUES ({})", PLAY_WRITE_COLS.join(", "), params.join(", "));
+/// Rows per step of the function's multi-row INSERT. Each INSERT statement also writes
+/// the table's AUTOINCREMENT counter (`sqlite_sequence`) once: per row, that was a
+/// tenth of the insert.
+const ROWS_PER_STEP: usize = 32;
+
+/// The INSERT of `rows` rows the function steps, built once per size (1 and
+/// [`ROWS_PER_STEP`]).
+fn insert_sql(rows: usize) -> &'static CStr {
+    static SQL: OnceLock<[CString; 2]> = OnceLock::new();
+    let build = |rows: usize| {
+        let cols = PLAY_WRITE_COLS.len();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| {
+                let params: Vec<String> = (1..=cols).map(|c| format!("?{}", r * cols + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!("INSERT INTO plays ({}) VALUES {}", PLAY_WRITE_COLS.join(", "), tuples.join(", "));
         CString::new(sql).expect("no NUL in the SQL")
-    })
+    };
+    let [single, multi] = SQL.get_or_init(|| [build(1), build(ROWS_PER_STEP)]);
+    if rows == 1 {
+        single
+    } else {
+        assert_eq!(rows, ROWS_PER_STEP, "an INSERT of 1 or {ROWS_PER_STEP} rows");
+        multi
+    }
 }
 
 /// `echostats_insert_plays(rows BLOB)`: inserts the packed rows, returns the id of the
@@ -233,51 +252,86 @@ unsafe fn all_or_nothing(
     }
 }
 
-unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_int, String)> {
-    let sql = insert_sql();
+/// Prepares the INSERT of `rows` rows (1 or [`ROWS_PER_STEP`]).
+unsafe fn prepare(db: *mut ffi::sqlite3, rows: usize) -> Result<Statement, (c_int, String)> {
     let mut stmt = std::ptr::null_mut();
-    let rc = ffi::sqlite3_prepare_v3(db, sql.as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
+    let rc = ffi::sqlite3_prepare_v3(db, insert_sql(rows).as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
     if rc != ffi::SQLITE_OK {
         return Err(db_error(db, rc, "preparing the insert"));
     }
-    let stmt = Statement(stmt);
+    Ok(Statement(stmt))
+}
+
+unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_int, String)> {
+    const COLS: usize = PLAY_WRITE_COLS.len();
+    let (multi, single) = (prepare(db, ROWS_PER_STEP)?, prepare(db, 1)?);
     let mut values = Unpacker { rest: packed };
+    let mut group: Vec<Unpacked<'_>> = Vec::with_capacity(ROWS_PER_STEP * COLS);
     let mut last_id: Option<i64> = None;
-    let mut row = 0usize;
-    while !values.rest.is_empty() {
-        for param in 1..=PLAY_WRITE_COLS.len() as c_int {
+    // Rows inserted so far.
+    let mut done = 0usize;
+    loop {
+        // The values of the next rows, ROWS_PER_STEP of them but at the end.
+        group.clear();
+        while group.len() < ROWS_PER_STEP * COLS && !values.rest.is_empty() {
+            let row = done + group.len() / COLS;
             let value =
                 values.next_value().map_err(|e| (ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row}: {e}")))?;
-            let rc = match value {
-                Unpacked::Null => ffi::sqlite3_bind_null(stmt.0, param),
-                Unpacked::Int(v) => ffi::sqlite3_bind_int64(stmt.0, param, v),
-                // SQLITE_STATIC: the bytes are the argument's, alive until the function
-                // returns, and every step of this statement happens before that.
-                Unpacked::Text(bytes) => ffi::sqlite3_bind_text64(
-                    stmt.0,
-                    param,
-                    bytes.as_ptr() as *const c_char,
-                    bytes.len() as u64,
-                    ffi::SQLITE_STATIC(),
-                    ffi::SQLITE_UTF8 as u8,
-                ),
+            group.push(value);
+        }
+        if group.is_empty() {
+            break;
+        }
+        if group.len() % COLS != 0 {
+            let row = done + group.len() / COLS;
+            return Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row}: the packed rows end inside it")));
+        }
+        let (stmt, rows_per_step) =
+            if group.len() == ROWS_PER_STEP * COLS { (&multi, ROWS_PER_STEP) } else { (&single, 1) };
+        for step_values in group.chunks(rows_per_step * COLS) {
+            // For messages: the row, or rows, of this step.
+            let rows = || match rows_per_step {
+                1 => format!("row {done}"),
+                n => format!("rows {done}..{}", done + n - 1),
             };
-            if rc != ffi::SQLITE_OK {
-                return Err(db_error(db, rc, &format!("row {row}: binding value {param}")));
+            for (param, value) in (1..).zip(step_values) {
+                let rc = match *value {
+                    Unpacked::Null => ffi::sqlite3_bind_null(stmt.0, param),
+                    Unpacked::Int(v) => ffi::sqlite3_bind_int64(stmt.0, param, v),
+                    // SQLITE_STATIC: the bytes are the argument's, alive until the
+                    // function returns, and every step happens before that.
+                    Unpacked::Text(bytes) => ffi::sqlite3_bind_text64(
+                        stmt.0,
+                        param,
+                        bytes.as_ptr() as *const c_char,
+                        bytes.len() as u64,
+                        ffi::SQLITE_STATIC(),
+                        ffi::SQLITE_UTF8 as u8,
+                    ),
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(db_error(db, rc, &format!("{}: binding value {param}", rows())));
+                }
             }
+            let rc = ffi::sqlite3_step(stmt.0);
+            if rc != ffi::SQLITE_DONE {
+                return Err(db_error(db, rc, &format!("{}: inserting", rows())));
+            }
+            ffi::sqlite3_reset(stmt.0);
+            // The rows of a statement get consecutive ids ending at the last one; each
+            // statement's must follow the one before.
+            let id = ffi::sqlite3_last_insert_rowid(db);
+            let step = rows_per_step as i64;
+            if ffi::sqlite3_changes64(db) != step || last_id.is_some_and(|last| id != last + step) {
+                let after = last_id.map_or_else(|| "none".to_string(), |l| l.to_string());
+                return Err((
+                    ffi::SQLITE_ERROR,
+                    format!("{INSERT_PLAYS_FN}: {} ended at id {id} after {after}", rows()),
+                ));
+            }
+            last_id = Some(id);
+            done += rows_per_step;
         }
-        let rc = ffi::sqlite3_step(stmt.0);
-        if rc != ffi::SQLITE_DONE {
-            return Err(db_error(db, rc, &format!("row {row}: inserting")));
-        }
-        let id = ffi::sqlite3_last_insert_rowid(db);
-        if ffi::sqlite3_changes64(db) != 1 || last_id.is_some_and(|last| id != last + 1) {
-            let after = last_id.map_or_else(|| "none".to_string(), |l| l.to_string());
-            return Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row} got id {id} after {after}")));
-        }
-        last_id = Some(id);
-        ffi::sqlite3_reset(stmt.0);
-        row += 1;
     }
     last_id.ok_or_else(|| (ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: no rows given")))
 }
@@ -341,11 +395,16 @@ mod tests {
         let call = format!("SELECT {INSERT_PLAYS_FN}($1)");
         let count =
             || async { sqlx::query("SELECT COUNT(*) FROM plays").fetch_one(pool).await.unwrap().get::<i64, _>(0) };
-        let mut packed = PackedRows::default();
-        for at in [10, 20, 30] {
-            packed.push(row("user", at, Some("web")));
-        }
-        let bytes = packed.into_bytes();
+        let pack = |rows: i64| {
+            let mut packed = PackedRows::default();
+            for at in 1..=rows {
+                packed.push(row("user", at * 10, Some("web")));
+            }
+            packed.into_bytes()
+        };
+        // Steps of ROWS_PER_STEP rows, then single rows.
+        let rows = 2 * ROWS_PER_STEP as i64 + 3;
+        let bytes = pack(rows);
 
         let outside =
             sqlx::query(&call).bind(bytes.clone()).fetch_one(pool).await.err().expect("refused outside a transaction");
@@ -360,19 +419,31 @@ mod tests {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(ids, vec![last - 2, last - 1, last]);
+        assert_eq!(ids, (last - rows + 1..=last).collect::<Vec<_>>());
+        let at: Vec<i64> = sqlx::query("SELECT played_at FROM plays ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(at, (1..=rows).map(|r| r * 10).collect::<Vec<_>>(), "the rows in pack order");
         let platform: String = tx.fetch_one("SELECT platform FROM plays WHERE played_at = 20").await.unwrap().get(0);
         assert_eq!(platform, "web");
 
-        // A pack cut inside its second row: the first row, inserted before the damage
-        // was found, is taken back too.
-        let cut = &bytes[..bytes.len() * 2 / 3 - 1];
-        let damaged =
-            sqlx::query(&call).bind(cut.to_vec()).fetch_one(&mut *tx).await.err().expect("refused a cut pack");
-        assert!(damaged.to_string().contains("row 1: the packed rows end"), "{damaged}");
+        // Packs cut inside a row after a whole step, and inside a single row: what the
+        // call inserted before it found the damage is taken back too.
+        for (rows, cut_in_row) in [(ROWS_PER_STEP as i64 + 5, ROWS_PER_STEP + 1), (3, 1)] {
+            let bytes = pack(rows);
+            let row_len = bytes.len() / rows as usize;
+            let cut = &bytes[..row_len * cut_in_row + row_len / 2];
+            let damaged =
+                sqlx::query(&call).bind(cut.to_vec()).fetch_one(&mut *tx).await.err().expect("refused a cut pack");
+            assert!(damaged.to_string().contains(&format!("row {cut_in_row}: the packed rows end")), "{damaged}");
+        }
         let still: i64 = tx.fetch_one("SELECT COUNT(*) FROM plays").await.unwrap().get(0);
-        assert_eq!(still, 3);
+        assert_eq!(still, rows);
         tx.commit().await.unwrap();
-        assert_eq!(count().await, 3);
+        assert_eq!(count().await, rows);
     }
 }
