@@ -282,7 +282,7 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
         if group.is_empty() {
             break;
         }
-        if group.len() % COLS != 0 {
+        if !group.len().is_multiple_of(COLS) {
             let row = done + group.len() / COLS;
             return Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row}: the packed rows end inside it")));
         }
