@@ -106,7 +106,8 @@ impl<'a> Unpacker<'a> {
 }
 
 /// Gives every SQLite connection opened from now on the `echostats_insert_plays`
-/// function. Call before opening a SQLite pool; any number of times.
+/// function. Call before opening a SQLite pool; any number of times. It initialises
+/// SQLite, so [`crate::sqlite_allocator::use_mimalloc`] must come first to count.
 pub(crate) fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     // SAFETY: `init_connection` has the signature SQLite calls auto-extensions with
