@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// Rows of plays per multi-row INSERT (PostgreSQL).
 const PLAY_ROWS_PER_INSERT: usize = MAX_BINDS / PLAY_WRITE_COLS.len();
 /// Rows of plays per call of SQLite's `echostats_insert_plays` (~200 KB packed): small
-/// enough that binding the next call overlaps most of this one.
+/// enough that packing the next call overlaps most of this one.
 const PLAY_ROWS_PER_SQLITE_CALL: usize = 1024;
 /// Plays read per page while rebuilding.
 const REBUILD_PAGE: i64 = 20_000;
@@ -472,7 +472,7 @@ impl SqlBatch {
         }
 
         // Ids are assigned in VALUES order. PostgreSQL returns them (sorted, they map to
-        // the rows in order); on SQLite the statement's ids end at last_insert_rowid().
+        // the rows in order); on SQLite the function returns the last of a call's ids.
         let n = queued.inserts.len();
         let chunks = match dialect {
             Dialect::Postgres => statement_rows(n, PLAY_ROWS_PER_INSERT),
