@@ -416,22 +416,15 @@ mod tests {
 
         let mut tx = pool.begin().await.unwrap();
         let last: i64 = sqlx::query(&call).bind(bytes.clone()).fetch_one(&mut *tx).await.unwrap().get(0);
-        let ids: Vec<i64> = sqlx::query("SELECT id FROM plays ORDER BY id")
+        let stored: Vec<(i64, i64)> = sqlx::query("SELECT id, played_at FROM plays ORDER BY id")
             .fetch_all(&mut *tx)
             .await
             .unwrap()
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
-        assert_eq!(ids, (last - rows + 1..=last).collect::<Vec<_>>());
-        let at: Vec<i64> = sqlx::query("SELECT played_at FROM plays ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(at, (1..=rows).map(|r| r * 10).collect::<Vec<_>>(), "the rows in pack order");
+        let expected: Vec<(i64, i64)> = (last - rows + 1..=last).zip((1..=rows).map(|r| r * 10)).collect();
+        assert_eq!(stored, expected, "consecutive ids ending at the one returned, the rows in pack order");
         let platform: String = tx.fetch_one("SELECT platform FROM plays WHERE played_at = 20").await.unwrap().get(0);
         assert_eq!(platform, "web");
 
