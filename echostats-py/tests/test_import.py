@@ -21,9 +21,15 @@ def test_close_leaves_a_complete_file_and_a_clear_error(tmp_path, sample_export)
         assert not store.closed
     assert store.closed
     assert "closed" in repr(store)
-    # The file holds everything by itself: no log left beside it to be copied back.
-    wal = tmp_path / "closed.db-wal"
-    assert not wal.exists() or wal.stat().st_size == 0
+    # The file holds everything by itself: no log left beside it to be copied back. An
+    # empty log may still be there, or vanish at any moment: SQLite deletes it when the
+    # last connection's handle is let go, which sqlx's worker threads may do just after
+    # close() has returned (a check for existence, then a stat, failed on that once).
+    try:
+        log_bytes = (tmp_path / "closed.db-wal").stat().st_size
+    except FileNotFoundError:
+        log_bytes = 0
+    assert log_bytes == 0
     with pytest.raises(echostats.EchostatsError, match="store is closed"):
         store.overview("all_time")
     store.close()  # twice: nothing happens
