@@ -171,7 +171,7 @@ fn insert_sql(size: usize) -> &'static CStr {
 /// from the last). The connection must be inside a transaction: a failed call may have
 /// inserted some rows, which the caller's rollback takes back (a failed write poisons
 /// the batch, which is then rolled back whole). A savepoint per call did that itself,
-/// but cost a fifth of the import's time once a transaction held many pages.
+/// but cost ~8% of the import's CPU once a transaction held many pages.
 unsafe extern "C" fn insert_plays(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
     let db = ffi::sqlite3_context_db_handle(ctx);
     let result = if argc != 1 {
