@@ -494,7 +494,7 @@ impl SqlBatch {
                     for ((r, d), item_id) in plays {
                         packed.push(play_values(user_id, r, d.counted, *item_id));
                     }
-                    sqlx::query(INSERT_PLAYS_SQLITE).bind(packed.into_bytes())
+                    packed.into_call()
                 }
                 Dialect::Postgres => {
                     // Reserve the arguments up front: growing a vector of ~30,000 values
@@ -621,9 +621,6 @@ impl Queued {
         Ok(())
     }
 }
-
-/// SQLite's insert of packed plays ([`crate::sqlite_bulk`]); it returns the last id.
-const INSERT_PLAYS_SQLITE: &str = "SELECT echostats_insert_plays($1)";
 
 /// The multi-row insert of `rows` plays, returning their ids (PostgreSQL).
 fn insert_plays_sql(dialect: Dialect, rows: usize) -> &'static str {
