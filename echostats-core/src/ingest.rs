@@ -465,17 +465,51 @@ pub async fn import_paths(
     progress: Option<ProgressFn<'_>>,
 ) -> Result<ImportSummary> {
     let (tx, rx) = tokio::sync::mpsc::channel::<ParseEvent>(4);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let paths = paths.to_vec();
     let limits = opts.limits.clone();
     let chunk = opts.chunk_size.max(1);
-    let parser = tokio::task::spawn_blocking(move || {
-        import::parse_inputs(&paths, &limits, chunk, &mut |ev| tx.blocking_send(ev).is_ok())
-    });
+    // A thread of its own (not tokio's blocking pool), so that its lower priority dies
+    // with it.
+    std::thread::Builder::new()
+        .name("echostats-parse".into())
+        .spawn(move || {
+            lower_thread_priority();
+            let parsed = import::parse_inputs(&paths, &limits, chunk, &mut |ev| tx.blocking_send(ev).is_ok());
+            let _ = done_tx.send(parsed);
+        })
+        .map_err(|e| Error::invalid(format!("could not start the import parser: {e}")))?;
     let result = consume_events(store, user_id, rx, opts, progress).await;
-    let parsed = parser.await.map_err(|e| Error::invalid(format!("import parser crashed: {e}")))?;
+    // The sender is gone without a result only when the thread panicked.
+    let parsed = done_rx.await.map_err(|_| Error::invalid("import parser crashed"))?;
     let summary = result?;
     parsed?;
     Ok(summary)
+}
+
+/// How much lower than the rest of the process the import parser runs (a nice value).
+/// The writer, not the parser, bounds an import: on 2 cores the parser, the duplicate
+/// planner, the writer and the database's thread share them, and at equal priority the
+/// parser took its full share while the writer waited. Its channel holds a few chunks,
+/// so it stays ahead at a lower priority. Measured on the 1M-entry import: median wall
+/// time −4.5% (4 alternating rounds), for nice values 5 and 10 alike.
+const PARSER_NICE: i32 = 5;
+
+/// Lowers the calling thread's priority by [`PARSER_NICE`] (Linux; elsewhere a thread's
+/// nice value is the whole process's, so nothing is done). A refusal is harmless.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id.
+        let rc = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, current.saturating_add(PARSER_NICE))
+        };
+        if rc != 0 {
+            tracing::debug!("could not lower the import parser's priority: {}", std::io::Error::last_os_error());
+        }
+    }
 }
 
 /// Imports from an already running parser's events (used for uploads too).
