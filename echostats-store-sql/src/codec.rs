@@ -125,8 +125,8 @@ pub(crate) const PLAY_WRITE_COLS: [&str; 18] = [
     "context_uri",
 ];
 
-/// Columns written for an item, in bind order (see [`bind_item`]).
-pub(crate) const ITEM_WRITE_COLS: &[&str] = &[
+/// Columns written for an item, in bind order (see [`item_values`]).
+pub(crate) const ITEM_WRITE_COLS: [&str; 18] = [
     "ident",
     "kind",
     "uri",
@@ -199,9 +199,9 @@ fn flag(b: Option<bool>) -> Option<i64> {
     b.map(i64::from)
 }
 
-/// A value of a written play column: typed even when NULL, as PostgreSQL wants.
+/// A value of a written column (plays, items): typed even when NULL, as PostgreSQL wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PlayValue<'a> {
+pub(crate) enum ColumnValue<'a> {
     Int(Option<i64>),
     Text(Option<&'a str>),
 }
@@ -212,8 +212,8 @@ pub(crate) fn play_values<'a>(
     r: &'a PlayRecord,
     counted: bool,
     item_id: i64,
-) -> [PlayValue<'a>; PLAY_WRITE_COLS.len()] {
-    use PlayValue::{Int, Text};
+) -> [ColumnValue<'a>; PLAY_WRITE_COLS.len()] {
+    use ColumnValue::{Int, Text};
     [
         Text(Some(user_id)),
         Int(Some(ms_floor(r.played_at))),
@@ -244,32 +244,40 @@ pub(crate) fn bind_play<'q>(
     counted: bool,
     item_id: i64,
 ) -> Query<'q> {
-    play_values(user_id, r, counted, item_id).into_iter().fold(q, |q, value| match value {
-        PlayValue::Int(v) => q.bind(v),
-        PlayValue::Text(v) => q.bind(v),
-    })
+    bind_values(q, play_values(user_id, r, counted, item_id))
 }
 
-/// Binds the [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns).
-pub(crate) fn bind_item<'q>(q: Query<'q>, ident: &'q str, r: &'q PlayRecord, d: &'q Derived) -> Query<'q> {
-    q.bind(ident)
-        .bind(r.kind.code() as i64)
-        .bind(r.uri.as_deref())
-        .bind(r.track_name.as_deref())
-        .bind(r.artist_name.as_deref())
-        .bind(r.album_name.as_deref())
-        .bind(r.artist_id.as_deref())
-        .bind(r.episode_name.as_deref())
-        .bind(r.show_name.as_deref())
-        .bind(r.audiobook_title.as_deref())
-        .bind(r.audiobook_uri.as_deref())
-        .bind(r.audiobook_chapter_title.as_deref())
-        .bind(d.track_key.as_deref())
-        .bind(d.artist_key.as_deref())
-        .bind(d.album_key.as_deref())
-        .bind(d.artist_norm.as_deref())
-        .bind(d.track_norm.as_deref())
-        .bind(d.show_key.as_deref())
+/// The [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns), in order.
+pub(crate) fn item_values<'a>(ident: &'a str, r: &'a PlayRecord, d: &'a Derived) -> [ColumnValue<'a>; ITEM_WRITE_COLS.len()] {
+    use ColumnValue::{Int, Text};
+    [
+        Text(Some(ident)),
+        Int(Some(r.kind.code() as i64)),
+        Text(r.uri.as_deref()),
+        Text(r.track_name.as_deref()),
+        Text(r.artist_name.as_deref()),
+        Text(r.album_name.as_deref()),
+        Text(r.artist_id.as_deref()),
+        Text(r.episode_name.as_deref()),
+        Text(r.show_name.as_deref()),
+        Text(r.audiobook_title.as_deref()),
+        Text(r.audiobook_uri.as_deref()),
+        Text(r.audiobook_chapter_title.as_deref()),
+        Text(d.track_key.as_deref()),
+        Text(d.artist_key.as_deref()),
+        Text(d.album_key.as_deref()),
+        Text(d.artist_norm.as_deref()),
+        Text(d.track_norm.as_deref()),
+        Text(d.show_key.as_deref()),
+    ]
+}
+
+/// Binds `values` in order.
+pub(crate) fn bind_values<'q>(q: Query<'q>, values: impl IntoIterator<Item = ColumnValue<'q>>) -> Query<'q> {
+    values.into_iter().fold(q, |q, value| match value {
+        ColumnValue::Int(v) => q.bind(v),
+        ColumnValue::Text(v) => q.bind(v),
+    })
 }
 
 fn get_flag(row: &AnyRow, i: usize) -> SqlResult<Option<bool>> {

@@ -1,6 +1,6 @@
 //! The items plays point at (`play_items`): looked up by identity, added when new.
 
-use crate::codec::{bind_item, cached_sql, statement_rows, Derived, Ph, ITEM_WRITE_COLS, MAX_BINDS};
+use crate::codec::{bind_values, cached_sql, item_values, statement_rows, Derived, Ph, ITEM_WRITE_COLS, MAX_BINDS};
 use crate::error::{SqlError, SqlResult};
 use crate::Dialect;
 use echostats_core::model::PlayRecord;
@@ -90,7 +90,7 @@ impl ItemIds {
             });
             let mut q = sqlx::query(sql);
             for w in &wanted[base..base + n] {
-                q = bind_item(q, w.ident, w.record, w.derived);
+                q = bind_values(q, item_values(w.ident, w.record, w.derived));
             }
             for row in conn.fetch_all(q).await? {
                 self.known.insert(row.try_get(1)?, row.try_get(0)?);

@@ -17,7 +17,7 @@
 //! Registered with `sqlite3_auto_extension` ([`register`]), SQLite's hook for every
 //! connection opened afterwards, before the first SQLite pool is opened.
 
-use crate::codec::{PlayValue, Query, PLAY_WRITE_COLS};
+use crate::codec::{ColumnValue, Query, PLAY_WRITE_COLS};
 use libsqlite3_sys as ffi;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::OnceLock;
@@ -54,14 +54,14 @@ impl PackedRows {
     }
 
     /// Appends one row: exactly the [`PLAY_WRITE_COLS`] values.
-    pub(crate) fn push(&mut self, row: [PlayValue<'_>; PLAY_WRITE_COLS.len()]) {
+    pub(crate) fn push(&mut self, row: [ColumnValue<'_>; PLAY_WRITE_COLS.len()]) {
         for value in row {
             match value {
-                PlayValue::Int(Some(v)) => {
+                ColumnValue::Int(Some(v)) => {
                     self.bytes.push(TAG_INT);
                     self.bytes.extend_from_slice(&v.to_le_bytes());
                 }
-                PlayValue::Text(Some(s)) => {
+                ColumnValue::Text(Some(s)) => {
                     // A text of 4 GiB would not fit in a play anyway: an entry is capped
                     // at 1 MiB of JSON by the parser.
                     let len = u32::try_from(s.len()).expect("a play's text is under 4 GiB");
@@ -69,7 +69,7 @@ impl PackedRows {
                     self.bytes.extend_from_slice(&len.to_le_bytes());
                     self.bytes.extend_from_slice(s.as_bytes());
                 }
-                PlayValue::Int(None) | PlayValue::Text(None) => self.bytes.push(TAG_NULL),
+                ColumnValue::Int(None) | ColumnValue::Text(None) => self.bytes.push(TAG_NULL),
             }
         }
     }
@@ -339,14 +339,14 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
 mod tests {
     use super::*;
 
-    fn row<'a>(user: &'a str, at: i64, platform: Option<&'a str>) -> [PlayValue<'a>; PLAY_WRITE_COLS.len()] {
-        let mut values = [PlayValue::Int(None); PLAY_WRITE_COLS.len()];
-        values[0] = PlayValue::Text(Some(user));
-        values[1] = PlayValue::Int(Some(at));
+    fn row<'a>(user: &'a str, at: i64, platform: Option<&'a str>) -> [ColumnValue<'a>; PLAY_WRITE_COLS.len()] {
+        let mut values = [ColumnValue::Int(None); PLAY_WRITE_COLS.len()];
+        values[0] = ColumnValue::Text(Some(user));
+        values[1] = ColumnValue::Int(Some(at));
         for (i, v) in [(2, 40_000), (3, 0), (4, 0), (5, 1), (6, 1)] {
-            values[i] = PlayValue::Int(Some(v));
+            values[i] = ColumnValue::Int(Some(v));
         }
-        values[7] = PlayValue::Text(platform);
+        values[7] = ColumnValue::Text(platform);
         values
     }
 
@@ -444,7 +444,7 @@ mod tests {
         for at in 0..STEP_ROWS[0] as i64 + 20 {
             let mut values = row("user", 1_000 + at, None);
             if at == STEP_ROWS[0] as i64 + 3 {
-                values[0] = PlayValue::Text(None);
+                values[0] = ColumnValue::Text(None);
             }
             refused.push(values);
         }
