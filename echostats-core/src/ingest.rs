@@ -685,6 +685,23 @@ mod tests {
         assert_eq!(seen, vec![(0, 4, 3), (0, 5, 5)]);
     }
 
+    /// The parser's thread runs [`PARSER_NICE`] lower than the thread that started it,
+    /// and only that thread.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_parser_thread_runs_at_a_lower_priority() {
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let before = nice();
+        let lowered = std::thread::spawn(move || {
+            lower_thread_priority();
+            nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, (before + PARSER_NICE).min(19));
+        assert_eq!(nice(), before, "the calling thread keeps its priority");
+    }
+
     #[test]
     fn in_batch_duplicates_are_dropped_and_richer_replaces_stored() {
         let rules = PlayRules::default();
