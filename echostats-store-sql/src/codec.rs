@@ -248,7 +248,11 @@ pub(crate) fn bind_play<'q>(
 }
 
 /// The [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns), in order.
-pub(crate) fn item_values<'a>(ident: &'a str, r: &'a PlayRecord, d: &'a Derived) -> [ColumnValue<'a>; ITEM_WRITE_COLS.len()] {
+pub(crate) fn item_values<'a>(
+    ident: &'a str,
+    r: &'a PlayRecord,
+    d: &'a Derived,
+) -> [ColumnValue<'a>; ITEM_WRITE_COLS.len()] {
     use ColumnValue::{Int, Text};
     [
         Text(Some(ident)),
