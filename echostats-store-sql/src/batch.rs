@@ -7,7 +7,7 @@ use crate::codec::{
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
 use crate::play_items::{ItemIds, Wanted};
-use crate::sqlite_bulk::PackedRows;
+use crate::sqlite_bulk::{BulkTable, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 /// Rows of plays per multi-row INSERT (PostgreSQL).
 const PLAY_ROWS_PER_INSERT: usize = MAX_BINDS / PLAY_WRITE_COLS.len();
-/// Rows of plays at most per call of SQLite's `echostats_insert_plays` (~1.6 MB packed):
+/// Rows of plays at most per call of SQLite's `echostats_insert_rows` (~1.6 MB packed):
 /// a whole import chunk (5,000 entries) in one call. Each call prepares its INSERTs (the
 /// 256-row one has 4,608 parameters): per 1,024 rows that was 7.6% of an import's
 /// instructions, on SQLite's thread.
@@ -490,7 +490,7 @@ impl SqlBatch {
             let plays = queued.inserts[base..base + rows].iter().zip(&derived[base..]).zip(&inserted_items[base..]);
             match dialect {
                 Dialect::Sqlite => {
-                    let mut packed = PackedRows::with_rows(rows);
+                    let mut packed = PackedRows::new(BulkTable::Plays, rows);
                     for ((r, d), item_id) in plays {
                         packed.push(play_values(user_id, r, d.counted, *item_id));
                     }

@@ -2,6 +2,7 @@
 
 use crate::codec::{bind_values, cached_sql, item_values, statement_rows, Derived, Ph, ITEM_WRITE_COLS, MAX_BINDS};
 use crate::error::{SqlError, SqlResult};
+use crate::sqlite_bulk::{BulkTable, PackedRows};
 use crate::Dialect;
 use echostats_core::model::PlayRecord;
 use sqlx::{AnyConnection, Executor, Row};
@@ -80,6 +81,23 @@ impl ItemIds {
 
     /// Stores `wanted` as new items and remembers their ids.
     async fn add(&mut self, conn: &mut AnyConnection, dialect: Dialect, wanted: &[&Wanted<'_>]) -> SqlResult<()> {
+        if dialect == Dialect::Sqlite {
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            // Through SQLite's C API, like the plays (`crate::sqlite_bulk`). The function
+            // checked that the rows got consecutive ids, in pack order, ending at `last`.
+            let mut packed = PackedRows::new(BulkTable::Items, wanted.len());
+            for w in wanted {
+                packed.push(item_values(w.ident, w.record, w.derived));
+            }
+            let last: i64 = conn.fetch_one(packed.into_call()).await?.try_get(0)?;
+            let first = last - wanted.len() as i64 + 1;
+            for (w, id) in wanted.iter().zip(first..) {
+                self.known.insert(w.ident.to_string(), id);
+            }
+            return Ok(());
+        }
         for (base, n) in statement_rows(wanted.len(), MAX_BINDS / ITEM_WRITE_COLS.len()) {
             let sql = cached_sql("add items", dialect, n, || {
                 format!(

@@ -1,60 +1,94 @@
-//! Inserting plays into SQLite through its C API: one SQL call per chunk of rows.
+//! Inserting plays and items into SQLite through its C API: one SQL call per chunk of
+//! rows.
 //!
 //! Through sqlx, every value of a multi-row INSERT is bound one by one into an `Any`
 //! argument list, turned into SQLite's, copied again for sqlx's SQLite thread, and once
 //! more by SQLite when bound: a dozen allocations and copies per play.
 //!
 //! Here the rows of a chunk travel packed in one BLOB ([`PackedRows`]), and
-//! `echostats_insert_plays(rows)`, a SQL function this module gives every SQLite
+//! `echostats_insert_rows(rows)`, a SQL function this module gives every SQLite
 //! connection of the process, unpacks them on SQLite's side and steps prepared INSERTs
 //! of [`STEP_ROWS`] rows, the values bound in place. It runs on the connection that
 //! calls it, in that connection's transaction, like any statement sqlx sends; sqlx never
 //! lends out the connection's handle, which is why the work is done in a function. The
 //! 1M-entry import took 5.88 s against 6.67 s through sqlx (medians of 4 alternating
 //! rounds, CPU 8.88 s against 9.89 s; the README's Speed section); what the INSERT costs
-//! now is mostly SQLite's own b-tree work.
+//! now is mostly SQLite's own b-tree work. New items (`play_items`) took the same road
+//! later: 3.85 s against 3.70 s (medians of 6 alternating rounds, CPU −4%).
 //!
 //! Registered with `sqlite3_auto_extension` ([`register`]), SQLite's hook for every
 //! connection opened afterwards, before the first SQLite pool is opened.
 
-use crate::codec::{ColumnValue, Query, PLAY_WRITE_COLS};
+use crate::codec::{ColumnValue, Query, ITEM_WRITE_COLS, PLAY_WRITE_COLS};
 use libsqlite3_sys as ffi;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::OnceLock;
 
 /// The SQL function's name, for the constants below.
-macro_rules! insert_plays_fn {
+macro_rules! insert_rows_fn {
     () => {
-        "echostats_insert_plays"
+        "echostats_insert_rows"
     };
 }
 
 /// Name of the SQL function.
-pub(crate) const INSERT_PLAYS_FN: &str = insert_plays_fn!();
+pub(crate) const INSERT_ROWS_FN: &str = insert_rows_fn!();
 /// The statement that calls it on a pack ([`PackedRows::into_call`]); it returns the
 /// last id.
-const INSERT_PLAYS_CALL: &str = concat!("SELECT ", insert_plays_fn!(), "($1)");
+const INSERT_ROWS_CALL: &str = concat!("SELECT ", insert_rows_fn!(), "($1)");
 
 const TAG_NULL: u8 = 0;
 const TAG_INT: u8 = 1;
 const TAG_TEXT: u8 = 2;
 
-/// Rows of play values ([`PLAY_WRITE_COLS`], in order) packed for
-/// `echostats_insert_plays`: per value a tag byte, then 8 bytes of little-endian integer,
-/// or a 4-byte little-endian length and the UTF-8 text, or nothing for NULL.
-#[derive(Debug, Default)]
+/// The tables the function writes, and the byte that opens a pack of their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BulkTable {
+    /// `plays`: [`PLAY_WRITE_COLS`].
+    Plays = 0,
+    /// `play_items`: [`ITEM_WRITE_COLS`].
+    Items = 1,
+}
+
+impl BulkTable {
+    const ALL: [BulkTable; 2] = [BulkTable::Plays, BulkTable::Items];
+
+    fn name(self) -> &'static str {
+        match self {
+            BulkTable::Plays => "plays",
+            BulkTable::Items => "play_items",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            BulkTable::Plays => &PLAY_WRITE_COLS,
+            BulkTable::Items => &ITEM_WRITE_COLS,
+        }
+    }
+}
+
+/// Rows of one table packed for `echostats_insert_rows`: the table's byte
+/// ([`BulkTable`]), then the rows' values, the table's columns in order: per value a tag
+/// byte, then 8 bytes of little-endian integer, or a 4-byte little-endian length and the
+/// UTF-8 text, or nothing for NULL.
+#[derive(Debug)]
 pub(crate) struct PackedRows {
     bytes: Vec<u8>,
+    table: BulkTable,
 }
 
 impl PackedRows {
-    /// An empty pack with room for about `rows` rows.
-    pub(crate) fn with_rows(rows: usize) -> Self {
-        PackedRows { bytes: Vec::with_capacity(rows * 192) }
+    /// An empty pack of rows of `table`, with room for about `rows` rows.
+    pub(crate) fn new(table: BulkTable, rows: usize) -> Self {
+        let mut bytes = Vec::with_capacity(1 + rows * 192);
+        bytes.push(table as u8);
+        PackedRows { bytes, table }
     }
 
-    /// Appends one row: exactly the [`PLAY_WRITE_COLS`] values.
-    pub(crate) fn push(&mut self, row: [ColumnValue<'_>; PLAY_WRITE_COLS.len()]) {
+    /// Appends one row: exactly the table's columns.
+    pub(crate) fn push<const N: usize>(&mut self, row: [ColumnValue<'_>; N]) {
+        debug_assert_eq!(N, self.table.columns().len(), "a row of {}", self.table.name());
         for value in row {
             match value {
                 ColumnValue::Int(Some(v)) => {
@@ -64,7 +98,7 @@ impl PackedRows {
                 ColumnValue::Text(Some(s)) => {
                     // A text of 4 GiB would not fit in a play anyway: an entry is capped
                     // at 1 MiB of JSON by the parser.
-                    let len = u32::try_from(s.len()).expect("a play's text is under 4 GiB");
+                    let len = u32::try_from(s.len()).expect("a play's or item's text is under 4 GiB");
                     self.bytes.push(TAG_TEXT);
                     self.bytes.extend_from_slice(&len.to_le_bytes());
                     self.bytes.extend_from_slice(s.as_bytes());
@@ -76,7 +110,7 @@ impl PackedRows {
 
     /// The statement inserting these rows; it returns the id of the last one.
     pub(crate) fn into_call<'q>(self) -> Query<'q> {
-        sqlx::query(INSERT_PLAYS_CALL).bind(self.bytes)
+        sqlx::query(INSERT_ROWS_CALL).bind(self.bytes)
     }
 
     /// The packed bytes.
@@ -123,7 +157,7 @@ impl<'a> Unpacker<'a> {
     }
 }
 
-/// Gives every SQLite connection opened from now on the `echostats_insert_plays`
+/// Gives every SQLite connection opened from now on the `echostats_insert_rows`
 /// function. Call before opening a SQLite pool; any number of times. It initialises
 /// SQLite, so [`crate::sqlite_allocator::use_mimalloc`] must come first to count.
 pub(crate) fn register() -> Result<(), String> {
@@ -134,7 +168,7 @@ pub(crate) fn register() -> Result<(), String> {
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
-        Err(format!("SQLite refused to register {INSERT_PLAYS_FN} (code {rc})"))
+        Err(format!("SQLite refused to register {INSERT_ROWS_FN} (code {rc})"))
     }
 }
 
@@ -143,7 +177,7 @@ unsafe extern "C" fn init_connection(
     _err: *mut *mut c_char,
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
-    let name = CString::new(INSERT_PLAYS_FN).expect("no NUL in the name");
+    let name = CString::new(INSERT_ROWS_FN).expect("no NUL in the name");
     // DIRECTONLY: callable from the statements the store sends, never from a view,
     // trigger or schema object a database file might bring.
     ffi::sqlite3_create_function_v2(
@@ -152,7 +186,7 @@ unsafe extern "C" fn init_connection(
         1,
         ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY,
         std::ptr::null_mut(),
-        Some(insert_plays),
+        Some(insert_rows),
         None,
         None,
         None,
@@ -166,37 +200,41 @@ unsafe extern "C" fn init_connection(
 /// than through sqlx's statements of 444 rows.
 const STEP_ROWS: [usize; 3] = [256, 16, 1];
 
-/// The INSERT of `STEP_ROWS[size]` rows, built once. `OR FAIL`: a row SQLite refuses
+/// The INSERT of `STEP_ROWS[size]` rows of `table`, built once. `OR FAIL`: a row SQLite refuses
 /// ends the statement and keeps the rows before it, where the default (`ABORT`) takes
 /// them back, which costs a statement journal (a savepoint) per multi-row statement:
 /// ~5% of a 1M-entry import's time. Keeping them is safe here: a failed call fails the
 /// batch, which is then rolled back whole.
-fn insert_sql(size: usize) -> &'static CStr {
-    static SQL: OnceLock<Vec<CString>> = OnceLock::new();
-    let build = |rows: usize| {
-        let cols = PLAY_WRITE_COLS.len();
+fn insert_sql(table: BulkTable, size: usize) -> &'static CStr {
+    static SQL: OnceLock<Vec<Vec<CString>>> = OnceLock::new();
+    let build = |table: BulkTable, rows: usize| {
+        let columns = table.columns();
+        let cols = columns.len();
         let tuples: Vec<String> = (0..rows)
             .map(|r| {
                 let params: Vec<String> = (1..=cols).map(|c| format!("?{}", r * cols + c)).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
-        let sql = format!("INSERT OR FAIL INTO plays ({}) VALUES {}", PLAY_WRITE_COLS.join(", "), tuples.join(", "));
+        let sql = format!("INSERT OR FAIL INTO {} ({}) VALUES {}", table.name(), columns.join(", "), tuples.join(", "));
         CString::new(sql).expect("no NUL in the SQL")
     };
-    &SQL.get_or_init(|| STEP_ROWS.iter().map(|&rows| build(rows)).collect())[size]
+    let all = SQL.get_or_init(|| {
+        BulkTable::ALL.iter().map(|&table| STEP_ROWS.iter().map(|&rows| build(table, rows)).collect()).collect()
+    });
+    &all[table as usize][size]
 }
 
-/// `echostats_insert_plays(rows BLOB)`: inserts the packed rows, returns the id of the
-/// last one. Every row must get the id after the one before (the caller knows them all
+/// `echostats_insert_rows(rows BLOB)`: inserts the packed rows into their table
+/// ([`PackedRows`]), returns the id of the last one. Every row must get the id after the one before (the caller knows them all
 /// from the last). The connection must be inside a transaction: a failed call may have
 /// inserted some rows, which the caller's rollback takes back (a failed write poisons
 /// the batch, which is then rolled back whole). A savepoint per call did that itself,
 /// but cost ~8% of the import's CPU once a transaction held many pages.
-unsafe extern "C" fn insert_plays(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
+unsafe extern "C" fn insert_rows(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
     let db = ffi::sqlite3_context_db_handle(ctx);
     let result = if argc != 1 {
-        Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN} takes one argument")))
+        Err((ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN} takes one argument")))
     } else {
         let arg = *argv;
         let len = ffi::sqlite3_value_bytes(arg);
@@ -209,7 +247,7 @@ unsafe extern "C" fn insert_plays(ctx: *mut ffi::sqlite3_context, argc: c_int, a
             std::slice::from_raw_parts(ptr, len as usize)
         };
         if ffi::sqlite3_get_autocommit(db) != 0 {
-            Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN} must run inside a transaction")))
+            Err((ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN} must run inside a transaction")))
         } else {
             insert_packed(db, packed)
         }
@@ -239,13 +277,13 @@ impl Drop for Statement {
 /// SQLite's message for the last error on `db`, with `what` was being done.
 unsafe fn db_error(db: *mut ffi::sqlite3, rc: c_int, what: &str) -> (c_int, String) {
     let message = CStr::from_ptr(ffi::sqlite3_errmsg(db)).to_string_lossy();
-    (rc, format!("{INSERT_PLAYS_FN}: {what}: {message}"))
+    (rc, format!("{INSERT_ROWS_FN}: {what}: {message}"))
 }
 
-/// Prepares the INSERT of `STEP_ROWS[size]` rows.
-unsafe fn prepare(db: *mut ffi::sqlite3, size: usize) -> Result<Statement, (c_int, String)> {
+/// Prepares the INSERT of `STEP_ROWS[size]` rows of `table`.
+unsafe fn prepare(db: *mut ffi::sqlite3, table: BulkTable, size: usize) -> Result<Statement, (c_int, String)> {
     let mut stmt = std::ptr::null_mut();
-    let rc = ffi::sqlite3_prepare_v3(db, insert_sql(size).as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
+    let rc = ffi::sqlite3_prepare_v3(db, insert_sql(table, size).as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
     if rc != ffi::SQLITE_OK {
         return Err(db_error(db, rc, "preparing the insert"));
     }
@@ -253,40 +291,47 @@ unsafe fn prepare(db: *mut ffi::sqlite3, size: usize) -> Result<Statement, (c_in
 }
 
 unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_int, String)> {
-    const COLS: usize = PLAY_WRITE_COLS.len();
+    let (table, packed) = match packed.split_first() {
+        Some((&tag, rows)) => match BulkTable::ALL.into_iter().find(|t| *t as u8 == tag) {
+            Some(table) => (table, rows),
+            None => return Err((ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: unknown table tag {tag}"))),
+        },
+        None => return Err((ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: no rows given"))),
+    };
+    let cols = table.columns().len();
     let group_rows = STEP_ROWS[0];
     // Prepared when first needed.
     let mut statements: [Option<Statement>; STEP_ROWS.len()] = Default::default();
     let mut values = Unpacker { rest: packed };
-    let mut group: Vec<Unpacked<'_>> = Vec::with_capacity(group_rows * COLS);
+    let mut group: Vec<Unpacked<'_>> = Vec::with_capacity(group_rows * cols);
     let mut last_id: Option<i64> = None;
     // Rows inserted so far.
     let mut done = 0usize;
     loop {
         // The values of the next rows, a whole group but at the end.
         group.clear();
-        while group.len() < group_rows * COLS && !values.rest.is_empty() {
-            let row = done + group.len() / COLS;
+        while group.len() < group_rows * cols && !values.rest.is_empty() {
+            let row = done + group.len() / cols;
             let value =
-                values.next_value().map_err(|e| (ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row}: {e}")))?;
+                values.next_value().map_err(|e| (ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: row {row}: {e}")))?;
             group.push(value);
         }
         if group.is_empty() {
             break;
         }
-        if !group.len().is_multiple_of(COLS) {
-            let row = done + group.len() / COLS;
-            return Err((ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: row {row}: the packed rows end inside it")));
+        if !group.len().is_multiple_of(cols) {
+            let row = done + group.len() / cols;
+            return Err((ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: row {row}: the packed rows end inside it")));
         }
         let mut rest = group.as_slice();
         while !rest.is_empty() {
-            let size = STEP_ROWS.iter().position(|&rows| rows * COLS <= rest.len()).expect("a single row fits");
+            let size = STEP_ROWS.iter().position(|&rows| rows * cols <= rest.len()).expect("a single row fits");
             let step_rows = STEP_ROWS[size];
             let stmt = match &mut statements[size] {
                 Some(stmt) => stmt,
-                slot @ None => slot.insert(prepare(db, size)?),
+                slot @ None => slot.insert(prepare(db, table, size)?),
             };
-            let (step_values, after) = rest.split_at(step_rows * COLS);
+            let (step_values, after) = rest.split_at(step_rows * cols);
             rest = after;
             // For messages: the row, or rows, of this step.
             let rows = || match step_rows {
@@ -325,14 +370,14 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
                 let after = last_id.map_or_else(|| "none".to_string(), |l| l.to_string());
                 return Err((
                     ffi::SQLITE_ERROR,
-                    format!("{INSERT_PLAYS_FN}: {} ended at id {id} after {after}", rows()),
+                    format!("{INSERT_ROWS_FN}: {} ended at id {id} after {after}", rows()),
                 ));
             }
             last_id = Some(id);
             done += step_rows;
         }
     }
-    last_id.ok_or_else(|| (ffi::SQLITE_ERROR, format!("{INSERT_PLAYS_FN}: no rows given")))
+    last_id.ok_or_else(|| (ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: no rows given")))
 }
 
 #[cfg(test)]
@@ -352,11 +397,12 @@ mod tests {
 
     #[test]
     fn packed_values_read_back_as_written() {
-        let mut packed = PackedRows::with_rows(2);
+        let mut packed = PackedRows::new(BulkTable::Plays, 2);
         packed.push(row("u1", -5, Some("Android ✓")));
         packed.push(row("", i64::MAX, None));
         let bytes = packed.into_bytes();
-        let mut values = Unpacker { rest: &bytes };
+        assert_eq!(bytes[0], BulkTable::Plays as u8, "the pack opens with its table");
+        let mut values = Unpacker { rest: &bytes[1..] };
         let mut read = Vec::new();
         while !values.rest.is_empty() {
             read.push(values.next_value().unwrap());
@@ -375,10 +421,10 @@ mod tests {
 
     #[test]
     fn a_cut_or_unknown_pack_is_an_error_not_a_read_past_its_end() {
-        let mut packed = PackedRows::default();
+        let mut packed = PackedRows::new(BulkTable::Plays, 1);
         packed.push(row("user", 1, Some("platform")));
         let bytes = packed.into_bytes();
-        let mut values = Unpacker { rest: &bytes[..3] };
+        let mut values = Unpacker { rest: &bytes[1..4] };
         assert_eq!(values.next_value().unwrap_err(), "the packed rows end 2 bytes early");
         let mut values = Unpacker { rest: &[9] };
         assert_eq!(values.next_value().unwrap_err(), "unknown value tag 9 in the packed rows");
@@ -391,11 +437,11 @@ mod tests {
         use sqlx::{Executor, Row};
         let store = crate::SqlStore::open("sqlite::memory:").await.unwrap();
         let pool = store.pool();
-        let call = INSERT_PLAYS_CALL;
+        let call = INSERT_ROWS_CALL;
         let count =
             || async { sqlx::query("SELECT COUNT(*) FROM plays").fetch_one(pool).await.unwrap().get::<i64, _>(0) };
         let pack = |rows: i64| {
-            let mut packed = PackedRows::default();
+            let mut packed = PackedRows::new(BulkTable::Plays, rows as usize);
             for at in 1..=rows {
                 packed.push(row("user", at * 10, Some("web")));
             }
@@ -431,8 +477,9 @@ mod tests {
         let mut tx = pool.begin().await.unwrap();
         for (cut_rows, cut_in_row) in [(STEP_ROWS[0] as i64 + 5, STEP_ROWS[0] + 1), (3, 1)] {
             let bytes = pack(cut_rows);
-            let row_len = bytes.len() / cut_rows as usize;
-            let cut = &bytes[..row_len * cut_in_row + row_len / 2];
+            // After the table's byte, rows of equal length.
+            let row_len = (bytes.len() - 1) / cut_rows as usize;
+            let cut = &bytes[..1 + row_len * cut_in_row + row_len / 2];
             let damaged =
                 sqlx::query(call).bind(cut.to_vec()).fetch_one(&mut *tx).await.err().expect("refused a cut pack");
             assert!(damaged.to_string().contains(&format!("row {cut_in_row}: the packed rows end")), "{damaged}");
@@ -440,7 +487,7 @@ mod tests {
         // A row SQLite refuses (NOT NULL) inside a 16-row step after a whole group: the
         // call fails naming the step, and the caller's rollback takes back every row of
         // the call, those of the step before the refused row included.
-        let mut refused = PackedRows::default();
+        let mut refused = PackedRows::new(BulkTable::Plays, 300);
         for at in 0..STEP_ROWS[0] as i64 + 20 {
             let mut values = row("user", 1_000 + at, None);
             if at == STEP_ROWS[0] as i64 + 3 {
@@ -453,5 +500,44 @@ mod tests {
         assert!(message.contains("rows 256..271: inserting") && message.contains("NOT NULL"), "{message}");
         tx.rollback().await.unwrap();
         assert_eq!(count().await, rows);
+    }
+
+    /// Items go through the same function: consecutive ids in pack order, as for plays.
+    /// A pack naming no known table is refused.
+    #[tokio::test]
+    async fn items_are_inserted_and_an_unknown_table_refused() {
+        use sqlx::Row;
+        let store = crate::SqlStore::open("sqlite::memory:").await.unwrap();
+        let mut tx = store.pool().begin().await.unwrap();
+        let mut packed = PackedRows::new(BulkTable::Items, 300);
+        let idents: Vec<String> = (0..300).map(|i| format!("0|6:item{i:02}")).collect();
+        for ident in &idents {
+            let mut values = [ColumnValue::Text(None); ITEM_WRITE_COLS.len()];
+            values[0] = ColumnValue::Text(Some(ident));
+            values[1] = ColumnValue::Int(Some(0));
+            values[3] = ColumnValue::Text(Some("A track"));
+            packed.push(values);
+        }
+        let last: i64 = packed.into_call().fetch_one(&mut *tx).await.unwrap().get(0);
+        let stored: Vec<(i64, String)> = sqlx::query("SELECT id, ident FROM play_items ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let expected: Vec<(i64, String)> = (last - 299..=last).zip(idents.iter().cloned()).collect();
+        assert_eq!(stored, expected);
+
+        let error = sqlx::query(INSERT_ROWS_CALL).bind(vec![7u8]).fetch_one(&mut *tx).await.err().expect("refused");
+        assert!(error.to_string().contains("unknown table tag 7"), "{error}");
+        // The identities are unique: an item stored twice fails the call.
+        let mut again = PackedRows::new(BulkTable::Items, 1);
+        let mut values = [ColumnValue::Text(None); ITEM_WRITE_COLS.len()];
+        values[0] = ColumnValue::Text(Some(&idents[0]));
+        values[1] = ColumnValue::Int(Some(0));
+        again.push(values);
+        let error = again.into_call().fetch_one(&mut *tx).await.err().expect("refused");
+        assert!(error.to_string().contains("UNIQUE"), "{error}");
     }
 }
