@@ -14,7 +14,7 @@
 //! 1M-entry import took 5.88 s against 6.67 s through sqlx (medians of 4 alternating
 //! rounds, CPU 8.88 s against 9.89 s; the README's Speed section); what the INSERT costs
 //! now is mostly SQLite's own b-tree work. New items (`play_items`) took the same road
-//! later: 3.85 s against 3.70 s (medians of 6 alternating rounds, CPU −4%).
+//! later: 3.70 s against 3.85 s (medians of 6 alternating rounds, CPU −4%).
 //!
 //! Registered with `sqlite3_auto_extension` ([`register`]), SQLite's hook for every
 //! connection opened afterwards, before the first SQLite pool is opened.
