@@ -395,6 +395,24 @@ mod tests {
         values
     }
 
+    /// An item row: its identity, kind 0 and a track name.
+    fn item_row(ident: &str) -> [ColumnValue<'_>; ITEM_WRITE_COLS.len()] {
+        let mut values = [ColumnValue::Text(None); ITEM_WRITE_COLS.len()];
+        values[0] = ColumnValue::Text(Some(ident));
+        values[1] = ColumnValue::Int(Some(0));
+        values[3] = ColumnValue::Text(Some("A track"));
+        values
+    }
+
+    /// The (id, value) rows `sql` selects.
+    async fn id_pairs<T>(conn: &mut sqlx::AnyConnection, sql: &str) -> Vec<(i64, T)>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        use sqlx::Row;
+        sqlx::query(sql).fetch_all(conn).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+    }
+
     #[test]
     fn packed_values_read_back_as_written() {
         let mut packed = PackedRows::new(BulkTable::Plays, 2);
@@ -457,13 +475,7 @@ mod tests {
 
         let mut tx = pool.begin().await.unwrap();
         let last: i64 = sqlx::query(call).bind(bytes.clone()).fetch_one(&mut *tx).await.unwrap().get(0);
-        let stored: Vec<(i64, i64)> = sqlx::query("SELECT id, played_at FROM plays ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let stored: Vec<(i64, i64)> = id_pairs(&mut tx, "SELECT id, played_at FROM plays ORDER BY id").await;
         let expected: Vec<(i64, i64)> = (last - rows + 1..=last).zip((1..=rows).map(|r| r * 10)).collect();
         assert_eq!(stored, expected, "consecutive ids ending at the one returned, the rows in pack order");
         let platform: String = tx.fetch_one("SELECT platform FROM plays WHERE played_at = 20").await.unwrap().get(0);
@@ -512,20 +524,10 @@ mod tests {
         let mut packed = PackedRows::new(BulkTable::Items, 300);
         let idents: Vec<String> = (0..300).map(|i| format!("0|6:item{i:02}")).collect();
         for ident in &idents {
-            let mut values = [ColumnValue::Text(None); ITEM_WRITE_COLS.len()];
-            values[0] = ColumnValue::Text(Some(ident));
-            values[1] = ColumnValue::Int(Some(0));
-            values[3] = ColumnValue::Text(Some("A track"));
-            packed.push(values);
+            packed.push(item_row(ident));
         }
         let last: i64 = packed.into_call().fetch_one(&mut *tx).await.unwrap().get(0);
-        let stored: Vec<(i64, String)> = sqlx::query("SELECT id, ident FROM play_items ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let stored: Vec<(i64, String)> = id_pairs(&mut tx, "SELECT id, ident FROM play_items ORDER BY id").await;
         let expected: Vec<(i64, String)> = (last - 299..=last).zip(idents.iter().cloned()).collect();
         assert_eq!(stored, expected);
 
@@ -533,10 +535,7 @@ mod tests {
         assert!(error.to_string().contains("unknown table tag 7"), "{error}");
         // The identities are unique: an item stored twice fails the call.
         let mut again = PackedRows::new(BulkTable::Items, 1);
-        let mut values = [ColumnValue::Text(None); ITEM_WRITE_COLS.len()];
-        values[0] = ColumnValue::Text(Some(&idents[0]));
-        values[1] = ColumnValue::Int(Some(0));
-        again.push(values);
+        again.push(item_row(&idents[0]));
         let error = again.into_call().fetch_one(&mut *tx).await.err().expect("refused");
         assert!(error.to_string().contains("UNIQUE"), "{error}");
     }
