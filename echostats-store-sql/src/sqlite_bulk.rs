@@ -200,10 +200,10 @@ unsafe extern "C" fn init_connection(
 /// than through sqlx's statements of 444 rows.
 const STEP_ROWS: [usize; 3] = [256, 16, 1];
 
-/// The INSERT of `STEP_ROWS[size]` rows of `table`, built once. `OR FAIL`: a row SQLite refuses
-/// ends the statement and keeps the rows before it, where the default (`ABORT`) takes
-/// them back, which costs a statement journal (a savepoint) per multi-row statement:
-/// ~5% of a 1M-entry import's time. Keeping them is safe here: a failed call fails the
+/// The INSERT of `STEP_ROWS[size]` rows of `table`, built once. `OR FAIL`: a row SQLite
+/// refuses ends the statement and keeps the rows before it, where the default (`ABORT`)
+/// takes them back, which costs a statement journal (a savepoint) per multi-row
+/// statement: ~5% of a 1M-entry import's time. Keeping them is safe here: a failed call fails the
 /// batch, which is then rolled back whole.
 fn insert_sql(table: BulkTable, size: usize) -> &'static CStr {
     static SQL: OnceLock<Vec<Vec<CString>>> = OnceLock::new();
@@ -226,8 +226,8 @@ fn insert_sql(table: BulkTable, size: usize) -> &'static CStr {
 }
 
 /// `echostats_insert_rows(rows BLOB)`: inserts the packed rows into their table
-/// ([`PackedRows`]), returns the id of the last one. Every row must get the id after the one before (the caller knows them all
-/// from the last). The connection must be inside a transaction: a failed call may have
+/// ([`PackedRows`]), returns the id of the last one. Every row must get the id after the
+/// one before (the caller knows them all from the last). The connection must be inside a transaction: a failed call may have
 /// inserted some rows, which the caller's rollback takes back (a failed write poisons
 /// the batch, which is then rolled back whole). A savepoint per call did that itself,
 /// but cost ~8% of the import's CPU once a transaction held many pages.
