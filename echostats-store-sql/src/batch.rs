@@ -2,12 +2,13 @@
 
 use crate::codec::{
     bind_play, cached_sql, day_num, derived_from_row, entry_from_row, item_ident, ms_ceil, ms_floor, play_values,
-    statement_rows, Derived, Ph, Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
+    statement_rows, Derived, Ph, Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_READ_COL_COUNT,
+    PLAY_WRITE_COLS,
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
 use crate::play_items::{ItemIds, Wanted};
-use crate::sqlite_bulk::{BulkTable, PackedRows};
+use crate::sqlite_bulk::{self, BulkTable, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -368,22 +369,7 @@ impl SqlBatch {
         // reference store, so the plan picks the same candidates. Only entries of the
         // same kind can match: a year of podcast rows must not load a year of music.
         // The queued writes have not run yet: the plan sees the plays as they will leave them.
-        let kind_list = window.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
-             AND kind IN ({kind_list}) ORDER BY id"
-        );
-        // Decoded row by row: sqlx's rows are several times the size of the entries (at
-        // the peak of a 6M-entry import, heaptrack found 35 MB held in such rows).
-        let mut existing = Vec::new();
-        {
-            use futures_util::TryStreamExt;
-            let query = sqlx::query(&sql).bind(&self.user_id).bind(ms_ceil(window.lo)).bind(ms_floor(window.hi));
-            let mut rows = self.tx.fetch(query);
-            while let Some(row) = rows.try_next().await? {
-                existing.push(entry_from_row(&row)?.1);
-            }
-        }
+        let mut existing = read_window(&mut self.tx, dialect, &self.user_id, &window).await?;
         self.queued.overlay(&mut existing, &self.user_id, &window)?;
 
         let rules = self.rules.clone();
@@ -552,6 +538,60 @@ impl SqlBatch {
         // import's wall time on this thread, which the database waits for.
         tokio::task::spawn_blocking(move || drop(queued));
         Ok(())
+    }
+}
+
+/// Window rows read per call of SQLite's read function: bounds the pack in memory
+/// beside the entries already decoded (a handful in unit tests, so that their windows
+/// take several pages).
+const WINDOW_PAGE: i64 = if cfg!(test) { 64 } else { 4096 };
+
+/// The stored plays in `window`, in id order.
+async fn read_window(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    window: &Window,
+) -> SqlResult<Vec<HistoryEntry>> {
+    let (lo, hi) = (ms_ceil(window.lo), ms_floor(window.hi));
+    let mut existing = Vec::new();
+    match dialect {
+        Dialect::Sqlite => {
+            // Read in (end time, id) order, a page at a time, then put in id order.
+            let mut by_id = Vec::new();
+            let mut after = None;
+            loop {
+                let call = sqlite_bulk::window_call(user_id, lo, hi, window.kinds.iter().copied(), after, WINDOW_PAGE);
+                let packed: Vec<u8> = conn.fetch_one(call).await?.try_get(0)?;
+                let rows = sqlite_bulk::unpack_rows(&packed, PLAY_READ_COL_COUNT, |row| {
+                    let (id, entry) = entry_from_row(row)?;
+                    after = Some(sqlite_bulk::WindowPage { played_at: entry.record.played_at.timestamp_millis(), id });
+                    by_id.push((id, entry));
+                    Ok(())
+                })?;
+                if (rows as i64) < WINDOW_PAGE {
+                    break;
+                }
+            }
+            by_id.sort_unstable_by_key(|(id, _)| *id);
+            existing.extend(by_id.into_iter().map(|(_, entry)| entry));
+            Ok(existing)
+        }
+        Dialect::Postgres => {
+            use futures_util::TryStreamExt;
+            let kind_list = window.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 AND played_at >= $2 AND played_at <= $3 \
+                 AND kind IN ({kind_list}) ORDER BY id"
+            );
+            // Decoded row by row: sqlx's rows are several times the size of the entries
+            // (at the peak of a 6M-entry import, heaptrack found 35 MB held in such rows).
+            let mut rows = conn.fetch(sqlx::query(&sql).bind(user_id).bind(lo).bind(hi));
+            while let Some(row) = rows.try_next().await? {
+                existing.push(entry_from_row(&row)?.1);
+            }
+            Ok(existing)
+        }
     }
 }
 

@@ -153,6 +153,22 @@ pub(crate) const PLAY_READ_COLS: &str = "id, user_id, played_at, ms_played, kind
      audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
      offline_timestamp, incognito, context_type, context_uri";
 
+/// The number of [`PLAY_READ_COLS`].
+pub(crate) const PLAY_READ_COL_COUNT: usize = column_count(PLAY_READ_COLS);
+
+/// The number of columns in a comma-separated list.
+const fn column_count(list: &str) -> usize {
+    let bytes = list.as_bytes();
+    let (mut i, mut count) = (0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
 /// [`PLAY_READ_COLS`] plus the derived columns, in [`Derived`] order, and the item id.
 pub(crate) const PLAY_READ_COLS_DERIVED: &str = "id, user_id, played_at, ms_played, kind, origin, uri, \
      track_name, artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
@@ -284,15 +300,40 @@ pub(crate) fn bind_values<'q>(q: Query<'q>, values: impl IntoIterator<Item = Col
     })
 }
 
-fn get_flag(row: &AnyRow, i: usize) -> SqlResult<Option<bool>> {
-    Ok(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0))
+/// The values of a selected row by column index, however the row was read: through sqlx,
+/// or from the rows SQLite's read function packed (`sqlite_bulk::unpack_rows`).
+pub(crate) trait RowValues {
+    /// An integer column, `None` for NULL.
+    fn int(&self, i: usize) -> SqlResult<Option<i64>>;
+    /// A text column, `None` for NULL.
+    fn text(&self, i: usize) -> SqlResult<Option<String>>;
+
+    /// An integer column that must not be NULL.
+    fn required_int(&self, i: usize) -> SqlResult<i64> {
+        self.int(i)?.ok_or_else(|| SqlError::Corrupt(format!("column {i} is NULL, an integer was expected")))
+    }
+
+    /// A 0/1 column.
+    fn flag(&self, i: usize) -> SqlResult<Option<bool>> {
+        Ok(self.int(i)?.map(|v| v != 0))
+    }
+}
+
+impl RowValues for AnyRow {
+    fn int(&self, i: usize) -> SqlResult<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn text(&self, i: usize) -> SqlResult<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
 }
 
 /// A [`HistoryEntry`] from a row selected with [`PLAY_READ_COLS`] (or the derived variant).
-pub(crate) fn entry_from_row(row: &AnyRow) -> SqlResult<(i64, HistoryEntry)> {
-    let id: i64 = row.try_get(0)?;
-    let kind: i64 = row.try_get(4)?;
-    let origin: i64 = row.try_get(5)?;
+pub(crate) fn entry_from_row<R: RowValues + ?Sized>(row: &R) -> SqlResult<(i64, HistoryEntry)> {
+    let id = row.required_int(0)?;
+    let kind = row.required_int(4)?;
+    let origin = row.required_int(5)?;
     let kind = i32::try_from(kind)
         .ok()
         .and_then(PlayKind::from_code)
@@ -301,10 +342,10 @@ pub(crate) fn entry_from_row(row: &AnyRow) -> SqlResult<(i64, HistoryEntry)> {
         .ok()
         .and_then(PlayOrigin::from_code)
         .ok_or_else(|| SqlError::Corrupt(format!("play {id}: unknown origin code {origin}")))?;
-    let s = |i: usize| row.try_get::<Option<String>, _>(i);
+    let s = |i: usize| row.text(i);
     let record = PlayRecord {
-        played_at: from_ms(row.try_get(2)?)?,
-        ms_played: row.try_get(3)?,
+        played_at: from_ms(row.required_int(2)?)?,
+        ms_played: row.required_int(3)?,
         kind,
         origin,
         uri: s(6)?,
@@ -321,15 +362,16 @@ pub(crate) fn entry_from_row(row: &AnyRow) -> SqlResult<(i64, HistoryEntry)> {
         conn_country: s(17)?,
         reason_start: s(18)?,
         reason_end: s(19)?,
-        shuffle: get_flag(row, 20)?,
-        skipped: get_flag(row, 21)?,
-        offline: get_flag(row, 22)?,
-        offline_timestamp: row.try_get::<Option<i64>, _>(23)?.map(from_ms).transpose()?,
-        incognito: get_flag(row, 24)?,
+        shuffle: row.flag(20)?,
+        skipped: row.flag(21)?,
+        offline: row.flag(22)?,
+        offline_timestamp: row.int(23)?.map(from_ms).transpose()?,
+        incognito: row.flag(24)?,
         context_type: s(25)?,
         context_uri: s(26)?,
     };
-    Ok((id, HistoryEntry { id: id.to_string(), user_id: row.try_get(1)?, record }))
+    let user_id = row.text(1)?.ok_or_else(|| SqlError::Corrupt(format!("play {id}: no user")))?;
+    Ok((id, HistoryEntry { id: id.to_string(), user_id, record }))
 }
 
 /// The stored derived columns of a row selected with [`PLAY_READ_COLS_DERIVED`], and its item id.

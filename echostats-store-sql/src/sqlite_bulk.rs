@@ -19,7 +19,8 @@
 //! Registered with `sqlite3_auto_extension` ([`register`]), SQLite's hook for every
 //! connection opened afterwards, before the first SQLite pool is opened.
 
-use crate::codec::{ColumnValue, Query, ITEM_WRITE_COLS, PLAY_WRITE_COLS};
+use crate::codec::{ColumnValue, Query, RowValues, ITEM_WRITE_COLS, PLAY_READ_COLS, PLAY_WRITE_COLS};
+use crate::error::{SqlError, SqlResult};
 use libsqlite3_sys as ffi;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::OnceLock;
@@ -36,6 +37,33 @@ pub(crate) const INSERT_ROWS_FN: &str = insert_rows_fn!();
 /// The statement that calls it on a pack ([`PackedRows::into_call`]); it returns the
 /// last id.
 const INSERT_ROWS_CALL: &str = concat!("SELECT ", insert_rows_fn!(), "($1)");
+
+/// Name of the SQL function reading a duplicate window ([`window_call`]).
+macro_rules! read_window_fn {
+    () => {
+        "echostats_read_window"
+    };
+}
+
+/// Name of the read function.
+const READ_WINDOW_FN: &str = read_window_fn!();
+/// The statement that calls it: user, first and last end time (ms), the kinds as a bit
+/// mask, the end time and id of the last row of the page before, and the most rows to
+/// return.
+const READ_WINDOW_CALL: &str = concat!("SELECT ", read_window_fn!(), "($1, $2, $3, $4, $5, $6, $7)");
+/// What the read function runs, its parameters those of the call in order. Pages follow
+/// the index (user, end time, ..., id), so that each starts where the last ended: paged
+/// by id, every page sorted the rest of the window again.
+fn read_window_sql() -> &'static CStr {
+    static SQL: OnceLock<CString> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let sql = format!(
+            "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = ?1 AND played_at >= ?2 AND played_at <= ?3 \
+             AND ((1 << kind) & ?4) != 0 AND (played_at, id) > (?5, ?6) ORDER BY played_at, id LIMIT ?7"
+        );
+        CString::new(sql).expect("no NUL in the SQL")
+    })
+}
 
 const TAG_NULL: u8 = 0;
 const TAG_INT: u8 = 1;
@@ -91,17 +119,11 @@ impl PackedRows {
         debug_assert_eq!(N, self.table.columns().len(), "a row of {}", self.table.name());
         for value in row {
             match value {
-                ColumnValue::Int(Some(v)) => {
-                    self.bytes.push(TAG_INT);
-                    self.bytes.extend_from_slice(&v.to_le_bytes());
-                }
+                ColumnValue::Int(Some(v)) => pack_int(&mut self.bytes, v),
+                // A text of 4 GiB would not fit in a play anyway: an entry is capped at
+                // 1 MiB of JSON by the parser.
                 ColumnValue::Text(Some(s)) => {
-                    // A text of 4 GiB would not fit in a play anyway: an entry is capped
-                    // at 1 MiB of JSON by the parser.
-                    let len = u32::try_from(s.len()).expect("a play's or item's text is under 4 GiB");
-                    self.bytes.push(TAG_TEXT);
-                    self.bytes.extend_from_slice(&len.to_le_bytes());
-                    self.bytes.extend_from_slice(s.as_bytes());
+                    pack_text(&mut self.bytes, s.as_bytes()).expect("a play's or item's text is under 4 GiB")
                 }
                 ColumnValue::Int(None) | ColumnValue::Text(None) => self.bytes.push(TAG_NULL),
             }
@@ -120,9 +142,24 @@ impl PackedRows {
     }
 }
 
+/// Appends an integer value to a pack.
+fn pack_int(bytes: &mut Vec<u8>, v: i64) {
+    bytes.push(TAG_INT);
+    bytes.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a text value to a pack; `None` if it is 4 GiB or more.
+fn pack_text(bytes: &mut Vec<u8>, text: &[u8]) -> Option<()> {
+    let len = u32::try_from(text.len()).ok()?;
+    bytes.push(TAG_TEXT);
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(text);
+    Some(())
+}
+
 /// A value read back from a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unpacked<'a> {
+pub(crate) enum Unpacked<'a> {
     Null,
     Int(i64),
     Text(&'a [u8]),
@@ -172,25 +209,45 @@ pub(crate) fn register() -> Result<(), String> {
     }
 }
 
+/// The function of SQLite's C API for a SQL function's body.
+type SqlFunction = unsafe extern "C" fn(*mut ffi::sqlite3_context, c_int, *mut *mut ffi::sqlite3_value);
+
 unsafe extern "C" fn init_connection(
     db: *mut ffi::sqlite3,
     _err: *mut *mut c_char,
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
-    let name = CString::new(INSERT_ROWS_FN).expect("no NUL in the name");
-    // DIRECTONLY: callable from the statements the store sends, never from a view,
-    // trigger or schema object a database file might bring.
-    ffi::sqlite3_create_function_v2(
-        db,
-        name.as_ptr(),
-        1,
-        ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY,
-        std::ptr::null_mut(),
-        Some(insert_rows),
-        None,
-        None,
-        None,
-    )
+    let functions: [(&str, c_int, SqlFunction); 2] =
+        [(INSERT_ROWS_FN, 1, insert_rows), (READ_WINDOW_FN, 7, read_window)];
+    for (name, args, body) in functions {
+        let name = CString::new(name).expect("no NUL in the name");
+        // DIRECTONLY: callable from the statements the store sends, never from a view,
+        // trigger or schema object a database file might bring.
+        let rc = ffi::sqlite3_create_function_v2(
+            db,
+            name.as_ptr(),
+            args,
+            ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY,
+            std::ptr::null_mut(),
+            Some(body),
+            None,
+            None,
+            None,
+        );
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+/// Sets a function's error: `message`, and SQLite's own `code` where it gave one (disk
+/// full, I/O...), so that the error is classified as any other.
+unsafe fn result_error(ctx: *mut ffi::sqlite3_context, code: c_int, message: &str) {
+    ffi::sqlite3_result_error(ctx, message.as_ptr() as *const c_char, message.len() as c_int);
+    // Never SQLITE_MISUSE: sqlx panics on it.
+    let code = if code & 0xff == ffi::SQLITE_MISUSE { ffi::SQLITE_ERROR } else { code };
+    ffi::sqlite3_result_error_code(ctx, code);
 }
 
 /// Rows per step of the function's multi-row INSERTs, largest first: a group of 256
@@ -254,13 +311,7 @@ unsafe extern "C" fn insert_rows(ctx: *mut ffi::sqlite3_context, argc: c_int, ar
     };
     match result {
         Ok(last_id) => ffi::sqlite3_result_int64(ctx, last_id),
-        Err((code, message)) => {
-            ffi::sqlite3_result_error(ctx, message.as_ptr() as *const c_char, message.len() as c_int);
-            // SQLite's own code where it gave one (disk full, I/O...), so that the error
-            // is classified as any other. Never SQLITE_MISUSE: sqlx panics on it.
-            let code = if code & 0xff == ffi::SQLITE_MISUSE { ffi::SQLITE_ERROR } else { code };
-            ffi::sqlite3_result_error_code(ctx, code);
-        }
+        Err((code, message)) => result_error(ctx, code, &message),
     }
 }
 
@@ -277,15 +328,15 @@ impl Drop for Statement {
 /// SQLite's message for the last error on `db`, with `what` was being done.
 unsafe fn db_error(db: *mut ffi::sqlite3, rc: c_int, what: &str) -> (c_int, String) {
     let message = CStr::from_ptr(ffi::sqlite3_errmsg(db)).to_string_lossy();
-    (rc, format!("{INSERT_ROWS_FN}: {what}: {message}"))
+    (rc, format!("{what}: {message}"))
 }
 
-/// Prepares the INSERT of `STEP_ROWS[size]` rows of `table`.
-unsafe fn prepare(db: *mut ffi::sqlite3, table: BulkTable, size: usize) -> Result<Statement, (c_int, String)> {
+/// Prepares `sql` on `db`.
+unsafe fn prepare(db: *mut ffi::sqlite3, sql: &CStr, function: &str) -> Result<Statement, (c_int, String)> {
     let mut stmt = std::ptr::null_mut();
-    let rc = ffi::sqlite3_prepare_v3(db, insert_sql(table, size).as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
+    let rc = ffi::sqlite3_prepare_v3(db, sql.as_ptr(), -1, 0, &mut stmt, std::ptr::null_mut());
     if rc != ffi::SQLITE_OK {
-        return Err(db_error(db, rc, "preparing the insert"));
+        return Err(db_error(db, rc, &format!("{function}: preparing its statement")));
     }
     Ok(Statement(stmt))
 }
@@ -329,7 +380,7 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
             let step_rows = STEP_ROWS[size];
             let stmt = match &mut statements[size] {
                 Some(stmt) => stmt,
-                slot @ None => slot.insert(prepare(db, table, size)?),
+                slot @ None => slot.insert(prepare(db, insert_sql(table, size), INSERT_ROWS_FN)?),
             };
             let (step_values, after) = rest.split_at(step_rows * cols);
             rest = after;
@@ -354,12 +405,12 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
                     ),
                 };
                 if rc != ffi::SQLITE_OK {
-                    return Err(db_error(db, rc, &format!("{}: binding value {param}", rows())));
+                    return Err(db_error(db, rc, &format!("{INSERT_ROWS_FN}: {}: binding value {param}", rows())));
                 }
             }
             let rc = ffi::sqlite3_step(stmt.0);
             if rc != ffi::SQLITE_DONE {
-                return Err(db_error(db, rc, &format!("{}: inserting", rows())));
+                return Err(db_error(db, rc, &format!("{INSERT_ROWS_FN}: {}: inserting", rows())));
             }
             ffi::sqlite3_reset(stmt.0);
             // The rows of a statement get consecutive ids ending at the last one; each
@@ -378,6 +429,159 @@ unsafe fn insert_packed(db: *mut ffi::sqlite3, packed: &[u8]) -> Result<i64, (c_
         }
     }
     last_id.ok_or_else(|| (ffi::SQLITE_ERROR, format!("{INSERT_ROWS_FN}: no rows given")))
+}
+
+/// Where a page of a window starts: after the row that ended at `played_at` (epoch ms)
+/// with id `id`, the last of the page before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowPage {
+    pub played_at: i64,
+    pub id: i64,
+}
+
+/// The call reading, packed, the plays of `user_id` that end in `lo..=hi` (epoch ms)
+/// and are of a kind in `kinds` (play kind codes), at most `limit` of them from `after`
+/// on (`None`: from the start), in (end time, id) order: each row's [`PLAY_READ_COLS`]
+/// ([`unpack_rows`]).
+///
+/// Through sqlx, every value of every row was copied by SQLite for sqlx's thread, then
+/// turned into an `Any` value, then into the entry's: windows of a few thousand plays,
+/// read for each chunk of account data, took most of that part of an import.
+pub(crate) fn window_call<'q>(
+    user_id: &'q str,
+    lo: i64,
+    hi: i64,
+    kinds: impl IntoIterator<Item = i32>,
+    after: Option<WindowPage>,
+    limit: i64,
+) -> Query<'q> {
+    let mask = kinds.into_iter().fold(0i64, |mask, kind| {
+        debug_assert!((0..63).contains(&kind), "kind code {kind} fits the mask");
+        mask | 1 << kind
+    });
+    let after = after.unwrap_or(WindowPage { played_at: lo, id: i64::MIN });
+    sqlx::query(READ_WINDOW_CALL)
+        .bind(user_id)
+        .bind(lo)
+        .bind(hi)
+        .bind(mask)
+        .bind(after.played_at)
+        .bind(after.id)
+        .bind(limit)
+}
+
+/// Calls `each` with the values of every row of a pack the read function returned
+/// (`columns` values per row); returns the number of rows.
+pub(crate) fn unpack_rows(
+    packed: &[u8],
+    columns: usize,
+    mut each: impl FnMut(&[Unpacked<'_>]) -> SqlResult<()>,
+) -> SqlResult<usize> {
+    let mut values = Unpacker { rest: packed };
+    let mut row = Vec::with_capacity(columns);
+    let mut rows = 0;
+    while !values.rest.is_empty() {
+        row.clear();
+        for _ in 0..columns {
+            let value =
+                values.next_value().map_err(|e| SqlError::Corrupt(format!("{READ_WINDOW_FN}: row {rows}: {e}")))?;
+            row.push(value);
+        }
+        each(&row)?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+impl RowValues for [Unpacked<'_>] {
+    fn int(&self, i: usize) -> SqlResult<Option<i64>> {
+        match self.get(i) {
+            Some(Unpacked::Null) => Ok(None),
+            Some(Unpacked::Int(v)) => Ok(Some(*v)),
+            Some(Unpacked::Text(_)) => {
+                Err(SqlError::Corrupt(format!("column {i} holds text, an integer was expected")))
+            }
+            None => Err(SqlError::Corrupt(format!("no column {i} in a row of {}", self.len()))),
+        }
+    }
+
+    fn text(&self, i: usize) -> SqlResult<Option<String>> {
+        match self.get(i) {
+            Some(Unpacked::Null) => Ok(None),
+            Some(Unpacked::Text(bytes)) => std::str::from_utf8(bytes)
+                .map(|s| Some(s.to_owned()))
+                .map_err(|e| SqlError::Corrupt(format!("column {i} is not UTF-8: {e}"))),
+            Some(Unpacked::Int(_)) => Err(SqlError::Corrupt(format!("column {i} holds an integer, text was expected"))),
+            None => Err(SqlError::Corrupt(format!("no column {i} in a row of {}", self.len()))),
+        }
+    }
+}
+
+/// `echostats_read_window(user_id, lo, hi, kinds, after_played_at, after_id, limit)`: the rows of
+/// [`read_window_sql`], packed as [`PackedRows`] packs values (without a table byte).
+unsafe extern "C" fn read_window(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
+    let db = ffi::sqlite3_context_db_handle(ctx);
+    let result = if argc != 7 {
+        Err((ffi::SQLITE_ERROR, format!("{READ_WINDOW_FN} takes seven arguments")))
+    } else {
+        // SAFETY: SQLite passes `argc` values.
+        read_packed(db, std::slice::from_raw_parts(argv, argc as usize))
+    };
+    match result {
+        // SQLITE_TRANSIENT: SQLite copies the bytes before the vector is freed.
+        Ok(bytes) => ffi::sqlite3_result_blob64(
+            ctx,
+            bytes.as_ptr() as *const std::ffi::c_void,
+            bytes.len() as u64,
+            ffi::SQLITE_TRANSIENT(),
+        ),
+        Err((code, message)) => result_error(ctx, code, &message),
+    }
+}
+
+/// Runs [`read_window_sql`] with `args` as its parameters, packing every row.
+unsafe fn read_packed(db: *mut ffi::sqlite3, args: &[*mut ffi::sqlite3_value]) -> Result<Vec<u8>, (c_int, String)> {
+    let stmt = prepare(db, read_window_sql(), READ_WINDOW_FN)?;
+    for (param, &value) in (1..).zip(args) {
+        let rc = ffi::sqlite3_bind_value(stmt.0, param, value);
+        if rc != ffi::SQLITE_OK {
+            return Err(db_error(db, rc, &format!("{READ_WINDOW_FN}: binding argument {param}")));
+        }
+    }
+    let columns = ffi::sqlite3_column_count(stmt.0);
+    let mut bytes = Vec::new();
+    loop {
+        match ffi::sqlite3_step(stmt.0) {
+            ffi::SQLITE_ROW => {}
+            ffi::SQLITE_DONE => return Ok(bytes),
+            rc => return Err(db_error(db, rc, &format!("{READ_WINDOW_FN}: reading"))),
+        }
+        for column in 0..columns {
+            match ffi::sqlite3_column_type(stmt.0, column) {
+                ffi::SQLITE_NULL => bytes.push(TAG_NULL),
+                ffi::SQLITE_INTEGER => pack_int(&mut bytes, ffi::sqlite3_column_int64(stmt.0, column)),
+                ffi::SQLITE_TEXT => {
+                    let ptr = ffi::sqlite3_column_text(stmt.0, column);
+                    let len = ffi::sqlite3_column_bytes(stmt.0, column);
+                    let text: &[u8] = if ptr.is_null() || len <= 0 {
+                        &[]
+                    } else {
+                        // SAFETY: SQLite keeps the text until the next step.
+                        std::slice::from_raw_parts(ptr, len as usize)
+                    };
+                    pack_text(&mut bytes, text)
+                        .ok_or_else(|| (ffi::SQLITE_TOOBIG, format!("{READ_WINDOW_FN}: a text of 4 GiB or more")))?;
+                }
+                other => {
+                    let name = CStr::from_ptr(ffi::sqlite3_column_name(stmt.0, column)).to_string_lossy();
+                    return Err((
+                        ffi::SQLITE_MISMATCH,
+                        format!("{READ_WINDOW_FN}: column {name} holds a value of SQLite type {other}, not an integer or text"),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -512,6 +716,87 @@ mod tests {
         assert!(message.contains("rows 256..271: inserting") && message.contains("NOT NULL"), "{message}");
         tx.rollback().await.unwrap();
         assert_eq!(count().await, rows);
+    }
+
+    /// User a's plays of `kinds` ending from 2 s to 8 s after the epoch, through the
+    /// read function: `limit` at most, from `after` on.
+    async fn page(
+        conn: &mut sqlx::AnyConnection,
+        kinds: &[i32],
+        after: Option<WindowPage>,
+        limit: i64,
+    ) -> Vec<echostats_core::model::HistoryEntry> {
+        use sqlx::Row;
+        let call = window_call("a", 2_000, 8_000, kinds.iter().copied(), after, limit);
+        let packed: Vec<u8> = call.fetch_one(conn).await.unwrap().get(0);
+        let mut entries = Vec::new();
+        unpack_rows(&packed, crate::codec::PLAY_READ_COL_COUNT, |row| {
+            entries.push(crate::codec::entry_from_row(row)?.1);
+            Ok(())
+        })
+        .unwrap();
+        entries
+    }
+
+    /// The read function returns what sqlx reads from the same view, decoded by the same
+    /// `entry_from_row`: the user's plays of the kinds asked for in the time range, in
+    /// id order, a page at a time. A value it cannot pack is an error naming its column.
+    #[tokio::test]
+    async fn the_window_is_read_as_sqlx_reads_it_a_page_at_a_time() {
+        use crate::codec::entry_from_row;
+        use echostats_core::model::HistoryEntry;
+        use sqlx::{Executor, Row};
+        let store = crate::SqlStore::open("sqlite::memory:").await.unwrap();
+        let mut tx = store.pool().begin().await.unwrap();
+        let mut item = PackedRows::new(BulkTable::Items, 1);
+        item.push(item_row("0|7:a track"));
+        let item_id: i64 = item.into_call().fetch_one(&mut *tx).await.unwrap().get(0);
+        let mut plays = PackedRows::new(BulkTable::Plays, 12);
+        let platforms = ["android", "web ✓"];
+        for (user, at) in (1..=10).map(|i| ("a", i * 1_000)).chain([("b", 5_000)]) {
+            let mut values = row(user, at, Some(platforms[(at / 1_000) as usize % 2]));
+            values[3] = ColumnValue::Int(Some(at / 1_000 % 2)); // kind: track, episode
+            values[4] = ColumnValue::Int(Some(3)); // origin: extended history
+            values[6] = ColumnValue::Int(Some(item_id));
+            plays.push(values);
+        }
+        plays.into_call().fetch_one(&mut *tx).await.unwrap();
+
+        let tracks = page(&mut tx, &[0], None, 100).await;
+        let sql = format!(
+            "SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = 'a' AND played_at BETWEEN 2000 AND 8000 \
+             AND kind = 0 ORDER BY id"
+        );
+        let expected: Vec<HistoryEntry> =
+            tx.fetch_all(sql.as_str()).await.unwrap().iter().map(|r| entry_from_row(r).unwrap().1).collect();
+        let at = |entries: &[HistoryEntry]| entries.iter().map(|e| e.record.played_at.timestamp()).collect::<Vec<_>>();
+        assert_eq!(at(&expected), [2, 4, 6, 8], "user a's tracks in the range");
+        assert_eq!(tracks, expected);
+        assert_eq!(tracks[1].record.platform.as_deref(), Some("android"));
+        assert_eq!(
+            at(&page(&mut tx, &[0, 1], None, 100).await),
+            [2, 3, 4, 5, 6, 7, 8],
+            "both kinds, user b's play left out"
+        );
+
+        let first = page(&mut tx, &[0, 1], None, 3).await;
+        assert_eq!(at(&first), [2, 3, 4]);
+        let after = WindowPage { played_at: 4_000, id: first[2].id.parse().unwrap() };
+        assert_eq!(at(&page(&mut tx, &[0, 1], Some(after), 3).await), [5, 6, 7], "the next page starts after the last");
+        // A play ending at the same time as the last of a page, with a higher id, is on
+        // the next page.
+        let mut same_time = PackedRows::new(BulkTable::Plays, 1);
+        let mut values = row("a", 4_000, None);
+        (values[4], values[6]) = (ColumnValue::Int(Some(3)), ColumnValue::Int(Some(item_id)));
+        same_time.push(values);
+        let same_id: i64 = same_time.into_call().fetch_one(&mut *tx).await.unwrap().get(0);
+        let next = page(&mut tx, &[0, 1], Some(after), 3).await;
+        assert_eq!((at(&next), next[0].id.clone()), (vec![4, 5, 6], same_id.to_string()));
+
+        tx.execute("UPDATE plays SET platform = X'00ff' WHERE played_at = 6000").await.unwrap();
+        let call = window_call("a", 2_000, 8_000, [0], None, 100);
+        let error = call.fetch_one(&mut *tx).await.err().expect("a BLOB is not packed");
+        assert!(error.to_string().contains("column platform holds a value of SQLite type 4"), "{error}");
     }
 
     /// Items go through the same function: consecutive ids in pack order, as for plays.
