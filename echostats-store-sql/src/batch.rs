@@ -7,7 +7,7 @@ use crate::codec::{
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
-use crate::play_items::{ItemIds, Wanted};
+use crate::play_items::{CommittedItems, ItemIds, Wanted};
 use crate::sqlite_bulk::{self, BulkTable, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
@@ -53,8 +53,10 @@ pub(crate) struct SqlBatch {
     queued: Queued,
     /// SQLite: the id the next new play will get.
     next_id: Option<i64>,
-    /// The items met so far.
+    /// The items met so far (those of the store's earlier batches included).
     item_ids: ItemIds,
+    /// Where the items met go back on commit.
+    committed_items: CommittedItems,
     /// An insert failed part-way: the batch can only be rolled back.
     poisoned: bool,
     /// Woken after the commit: the WAL checkpoint runs on another connection (SQLite).
@@ -101,7 +103,8 @@ impl SqlStore {
             savepoint: None,
             queued: Queued::default(),
             next_id,
-            item_ids: ItemIds::default(),
+            item_ids: self.committed_items.lend(),
+            committed_items: self.committed_items.clone(),
             poisoned: false,
             checkpoint: self.checkpoint_waker(),
         })
@@ -170,6 +173,7 @@ impl PlayBatch for SqlBatch {
             self.release_savepoint_inner().await?;
             self.flush().await?;
             self.tx.commit().await?;
+            self.committed_items.give_back(std::mem::take(&mut self.item_ids));
             if let Some(wake) = &self.checkpoint {
                 wake.notify_one();
             }

@@ -55,6 +55,8 @@ pub struct SqlStore {
     dialect: Dialect,
     /// SQLite files: the background WAL checkpointer (see [`Checkpointer`]).
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Item ids known to be committed, lent to one batch at a time ([`play_items::CommittedItems`]).
+    committed_items: play_items::CommittedItems,
 }
 
 /// How often the checkpointer runs when no import wakes it.
@@ -263,14 +265,14 @@ impl SqlStore {
             sqlx::Connection::close(conn).await?;
         }
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::spawn(pool.clone())));
-        Ok(SqlStore { pool, dialect: Dialect::Sqlite, checkpointer })
+        Ok(SqlStore { pool, dialect: Dialect::Sqlite, checkpointer, committed_items: Default::default() })
     }
 
     async fn open_postgres(url: &str, schema: Option<String>) -> SqlResult<SqlStore> {
         let (pool, setup) = postgres_pool(url, schema).await?;
         let (conn, _) = migrate(&pool, setup.as_deref(), POSTGRES_MIGRATIONS).await?;
         sqlx::Connection::close(conn).await?;
-        Ok(SqlStore { pool, dialect: Dialect::Postgres, checkpointer: None })
+        Ok(SqlStore { pool, dialect: Dialect::Postgres, checkpointer: None, committed_items: Default::default() })
     }
 }
 

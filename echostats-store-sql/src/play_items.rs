@@ -7,6 +7,7 @@ use crate::Dialect;
 use echostats_core::model::PlayRecord;
 use sqlx::{AnyConnection, Executor, Row};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Items remembered by a batch past which it forgets them all (the ids are looked up
 /// again): bounds the memory of an import whatever the number of distinct items.
@@ -16,6 +17,28 @@ const MAX_REMEMBERED: usize = 200_000;
 #[derive(Default)]
 pub(crate) struct ItemIds {
     known: HashMap<String, i64, foldhash::fast::RandomState>,
+}
+
+/// The item ids a store's committed batches met, handed from batch to batch: an import
+/// writes a batch per file, and the items of one file are mostly those of the others,
+/// which each batch looked up again. Items are never deleted and keep their ids, so a
+/// committed id stays right; the ids of a batch rolled back are dropped with it.
+#[derive(Clone, Default)]
+pub(crate) struct CommittedItems(Arc<Mutex<ItemIds>>);
+
+impl CommittedItems {
+    /// The known ids, for a starting batch (a batch beside it starts with none).
+    pub(crate) fn lend(&self) -> ItemIds {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The ids of a committed batch: kept, unless another batch brought back more.
+    pub(crate) fn give_back(&self, ids: ItemIds) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if ids.known.len() >= kept.known.len() {
+            *kept = ids;
+        }
+    }
 }
 
 /// One record whose item is wanted: its identity, fields and derived columns.

@@ -187,6 +187,35 @@ async fn rollback_and_drop_leave_nothing() {
     assert_eq!(store.plays_in("u", None).await.unwrap()[0].id, "1", "ids of rolled back rows are not used");
 }
 
+/// Batches hand the item ids they met to the next (an import's files share most items):
+/// committed ids are reused, those of a rolled-back batch never are.
+#[tokio::test]
+async fn item_ids_pass_from_committed_batches_only() {
+    let store = SqlStore::open("sqlite::memory:").await.unwrap();
+    let rules = PlayRules::default();
+    let song = |secs: i64, name: &str| rec(secs, 40_000, PlayOrigin::ExtendedHistory, None, name);
+    let mut b = store.begin_batch("u", &rules).await.unwrap();
+    b.insert(vec![song(0, "Kept")]).await.unwrap();
+    b.commit().await.unwrap();
+    let mut b = store.begin_batch("u", &rules).await.unwrap();
+    b.insert(vec![song(1_000, "Kept"), song(2_000, "Rolled back")]).await.unwrap();
+    // SQLite sends a chunk's writes while the next is planned: they have run after this.
+    b.insert(vec![song(2_500, "Kept")]).await.unwrap();
+    b.rollback().await.unwrap();
+    let mut b = store.begin_batch("u", &rules).await.unwrap();
+    b.insert(vec![song(3_000, "Kept"), song(4_000, "Rolled back")]).await.unwrap();
+    b.commit().await.unwrap();
+    let mut b = store.begin_batch("u", &rules).await.unwrap();
+    b.insert(vec![song(5_000, "Kept"), song(6_000, "Rolled back")]).await.unwrap();
+    b.commit().await.unwrap();
+
+    let names: Vec<String> =
+        store.plays_in("u", None).await.unwrap().into_iter().map(|e| e.record.track_name.unwrap()).collect();
+    assert_eq!(names, ["Kept", "Kept", "Rolled back", "Kept", "Rolled back"], "every play keeps its item");
+    let items: i64 = sqlx::query("SELECT COUNT(*) FROM play_items").fetch_one(store.pool()).await.unwrap().get(0);
+    assert_eq!(items, 2);
+}
+
 #[tokio::test]
 async fn catalog_and_users() {
     use echostats_core::model::{Artist, ArtistRef, AudioFeatures, Track, User};
