@@ -1,5 +1,6 @@
-//! Inserting plays and items into SQLite through its C API: one SQL call per chunk of
-//! rows.
+//! Inserting plays and items into SQLite through its C API, one SQL call per chunk of
+//! rows, and reading the duplicate window of a chunk back the same way
+//! ([`window_call`]).
 //!
 //! Through sqlx, every value of a multi-row INSERT is bound one by one into an `Any`
 //! argument list, turned into SQLite's, copied again for sqlx's SQLite thread, and once
@@ -16,8 +17,8 @@
 //! now is mostly SQLite's own b-tree work. New items (`play_items`) took the same road
 //! later: 3.70 s against 3.85 s (medians of 6 alternating rounds, CPU −4%).
 //!
-//! Registered with `sqlite3_auto_extension` ([`register`]), SQLite's hook for every
-//! connection opened afterwards, before the first SQLite pool is opened.
+//! Both functions are registered with `sqlite3_auto_extension` ([`register`]), SQLite's
+//! hook for every connection opened afterwards, before the first SQLite pool is opened.
 
 use crate::codec::{ColumnValue, Query, RowValues, ITEM_WRITE_COLS, PLAY_READ_COLS, PLAY_WRITE_COLS};
 use crate::error::{SqlError, SqlResult};
@@ -194,9 +195,10 @@ impl<'a> Unpacker<'a> {
     }
 }
 
-/// Gives every SQLite connection opened from now on the `echostats_insert_rows`
-/// function. Call before opening a SQLite pool; any number of times. It initialises
-/// SQLite, so [`crate::sqlite_allocator::use_mimalloc`] must come first to count.
+/// Gives every SQLite connection opened from now on the `echostats_insert_rows` and
+/// `echostats_read_window` functions. Call before opening a SQLite pool; any number of
+/// times. It initialises SQLite, so [`crate::sqlite_allocator::use_mimalloc`] must come
+/// first to count.
 pub(crate) fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     // SAFETY: `init_connection` has the signature SQLite calls auto-extensions with
@@ -205,7 +207,7 @@ pub(crate) fn register() -> Result<(), String> {
     if rc == ffi::SQLITE_OK {
         Ok(())
     } else {
-        Err(format!("SQLite refused to register {INSERT_ROWS_FN} (code {rc})"))
+        Err(format!("SQLite refused to register {INSERT_ROWS_FN} and {READ_WINDOW_FN} (code {rc})"))
     }
 }
 
