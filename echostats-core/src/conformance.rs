@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
     ($factory:path) => {
         $crate::conformance_tests!(@each $factory;
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
+            runs_of_one_track_imported_again_add_nothing,
             export_imports_back_unchanged, failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
             plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle,
@@ -277,6 +278,122 @@ pub async fn account_data_after_extended_adds_nothing(store: &dyn Store) {
         let got = all_history(store, user).await;
         assert_eq!(got.len(), base.len(), "{user}");
         assert!(got.iter().all(|e| e.record.origin == PlayOrigin::ExtendedHistory), "{user}: a poorer record survived");
+    }
+}
+
+/// Inserts each batch in its own committed transaction.
+async fn insert_batches(store: &dyn Store, user: &str, batches: Vec<Vec<PlayRecord>>) -> InsertOutcome {
+    let mut total = InsertOutcome::default();
+    for plays in batches {
+        let mut batch = store.begin_batch(user, &PlayRules::default()).await.expect("begin batch");
+        total += batch.insert(plays).await.expect("insert");
+        batch.commit().await.expect("commit");
+    }
+    total
+}
+
+/// `entries` in a shuffled order, cut into batches of 1 to `max_batch` entries.
+fn shuffled_batches(entries: &[PlayRecord], rng: &mut SmallRng, max_batch: usize) -> Vec<Vec<PlayRecord>> {
+    use rand::seq::SliceRandom;
+    let mut order = entries.to_vec();
+    order.shuffle(rng);
+    let mut batches = Vec::new();
+    while !order.is_empty() {
+        let n = rng.gen_range(1..=max_batch).min(order.len());
+        batches.push(order.drain(..n).collect());
+    }
+    batches
+}
+
+/// The account-data row Spotify writes for the same play: names only, the end time cut
+/// to the minute.
+fn account_copy(r: &PlayRecord) -> PlayRecord {
+    let secs = r.played_at.timestamp();
+    let minute = DateTime::from_timestamp(secs - secs.rem_euclid(60), 0).expect("in range");
+    let mut copy = PlayRecord::new(minute, r.ms_played, r.kind, PlayOrigin::AccountData);
+    copy.track_name = r.track_name.clone();
+    copy.artist_name = r.artist_name.clone();
+    copy
+}
+
+/// Imports `entries` for `user` in `first` batches, then checks that importing them
+/// again in `again` batches, and then their account-data copies, adds and changes
+/// nothing.
+async fn check_imported_again(
+    store: &dyn Store,
+    user: &str,
+    first: Vec<Vec<PlayRecord>>,
+    again: Vec<Vec<PlayRecord>>,
+) -> Vec<HistoryEntry> {
+    let copies: Vec<PlayRecord> = first
+        .iter()
+        .flatten()
+        .filter(|r| r.origin != PlayOrigin::AccountData && r.track_name.is_some())
+        .map(account_copy)
+        .collect();
+    insert_batches(store, user, first).await;
+    let stored = all_history(store, user).await;
+    let out = insert_batches(store, user, again).await;
+    assert_eq!((out.added, out.replaced), (0, 0), "{user}: imported again, {out:?}");
+    assert_eq!(all_history(store, user).await, stored, "{user}: imported again");
+    let out = insert_batches(store, user, vec![copies]).await;
+    assert_eq!((out.added, out.replaced), (0, 0), "{user}: account data after, {out:?}");
+    assert_eq!(all_history(store, user).await, stored, "{user}: account data after");
+    stored
+}
+
+/// Runs of one track's entries, each within the duplicate window of the one before
+/// (skips, a short track on repeat), from every source: imported again in any order
+/// and any batches, they add and change nothing, and neither do their account-data
+/// copies (README, "Play rules").
+pub async fn runs_of_one_track_imported_again_add_nothing(store: &dyn Store) {
+    use PlayOrigin::{AccountData, Api, ExtendedHistory};
+    let uri = Some("spotify:track:run");
+    // Found in a sample export: stored at the richest entry's end, 12:28:22, the play
+    // left the 12:26:29 entry 113 s behind, and a second import added it.
+    let found = vec![
+        track(0, 843, ExtendedHistory, uri, "Idioteque", "Radiohead"),
+        track(53, 932, ExtendedHistory, uri, "Idioteque", "Radiohead"),
+        track(113, 32_000, ExtendedHistory, uri, "Idioteque", "Radiohead"),
+    ];
+    let stored = check_imported_again(
+        store,
+        "found",
+        vec![found.clone()],
+        found.iter().rev().map(|r| vec![r.clone()]).collect(),
+    )
+    .await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    // A skip 55 s before the play it joined: its account-data row, cut to the minute,
+    // ends 100 s before that play but within a minute of the skip's minute.
+    let before = vec![
+        track(130, 200_000, ExtendedHistory, uri, "Idioteque", "Radiohead"),
+        track(75, 1_000, ExtendedHistory, uri, "Idioteque", "Radiohead"),
+    ];
+    let stored = check_imported_again(store, "before", vec![before.clone()], vec![before]).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    for seed in 0..6 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut t = 0;
+        let entries: Vec<PlayRecord> = (0..120)
+            .map(|_| {
+                t += rng.gen_range(3..100);
+                let origin = [ExtendedHistory, ExtendedHistory, Api, AccountData][rng.gen_range(0..4)];
+                let song = rng.gen_range(0..2);
+                let ms = if rng.gen_bool(0.5) { rng.gen_range(200..30_000) } else { rng.gen_range(30_000..90_000) };
+                let uri = format!("spotify:track:run{song}");
+                let mut r = track(t, ms, origin, Some(&uri), ["Idioteque", "Airbag"][song], "Radiohead");
+                if origin == AccountData {
+                    r = account_copy(&r);
+                }
+                r
+            })
+            .collect();
+        let user = format!("seed{seed}");
+        let first = shuffled_batches(&entries, &mut rng, 40);
+        let again = shuffled_batches(&entries, &mut rng, 40);
+        check_imported_again(store, &user, first, again).await;
     }
 }
 

@@ -3,11 +3,11 @@
 //! export file by file into atomic batches.
 
 use crate::import::{self, ExportFormat, ImportLimits, ParseEvent, Rejected};
-use crate::model::{HistoryEntry, PlayKind, PlayRecord, RollupDay};
-use crate::rules::{PlayKeys, PlayRules};
+use crate::model::{HistoryEntry, PlayAnchor, PlayKind, PlayRecord, RollupDay};
+use crate::rules::{anchor_distance_ms, PlayKeys, PlayRules};
 use crate::store::{InsertOutcome, ItemKind, PlayBatch, Store};
 use crate::{Error, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +19,9 @@ pub struct InsertPlan {
     pub inserts: Vec<PlayRecord>,
     /// The keys of `inserts`, in the same order (computed once; stores reuse them).
     pub insert_keys: Vec<PlayKeys>,
+    /// The anchors of `inserts` ([`HistoryEntry::anchor`]), in the same order: `None`
+    /// unless a richer entry replaced the one that started the play in this chunk.
+    pub insert_anchors: Vec<Option<PlayAnchor>>,
     /// Stored records to overwrite in place.
     pub replacements: Vec<Replacement>,
     /// Counts for the caller.
@@ -38,6 +41,9 @@ pub struct Replacement {
     pub original: PlayRecord,
     /// What it becomes.
     pub record: PlayRecord,
+    /// The play's anchor, unchanged but to be written with the record: `None` when the
+    /// new record implies it ([`HistoryEntry::anchor`]).
+    pub anchor: Option<PlayAnchor>,
 }
 
 struct Slot {
@@ -47,9 +53,10 @@ struct Slot {
     original: Option<Box<(PlayRecord, PlayKeys)>>,
     record: PlayRecord,
     keys: PlayKeys,
-    /// `record.played_at` in whole milliseconds: the window test on every candidate of
-    /// a popular track, without chrono's date arithmetic.
-    at_ms: i64,
+    /// The play's anchor ([`HistoryEntry::anchor`]) in whole milliseconds: the window
+    /// test on every candidate of a popular track, without chrono's date arithmetic.
+    anchor_ms: i64,
+    anchor_minute: bool,
 }
 
 /// Which aggregate changes [`plan_insert_with`] works out.
@@ -65,8 +72,17 @@ pub enum PlanDeltas {
 
 /// Decides, for `incoming` records, which are new, which replace a stored record and
 /// which are duplicates, given the `existing` stored records of the same user whose end
-/// times lie within the duplicate window of the incoming ones. Pure: stores fetch
-/// `existing`, call this, and write the plan in their transaction.
+/// times lie within [`PlayRules::candidate_window`] of the incoming ones. Pure: stores
+/// fetch `existing`, call this, and write the plan in their transaction.
+///
+/// Each entry, in the order given, is the same play as the plays of its item within the
+/// duplicate window of their anchors ([`PlayRecord::anchor_distance_ms`]), stored or
+/// started earlier in the chunk. When one of them is at least as rich, the entry is a
+/// duplicate; when it is richer than all of them, it replaces the nearest (the first
+/// of equally near ones); when there is none, it starts a play anchored at its own end.
+/// Importing the same entries again then changes nothing: every entry a play absorbed
+/// is within the window of its anchor, which never moves, and the play's record is at
+/// least as rich as each of them.
 pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules: &PlayRules) -> InsertPlan {
     plan_insert_with(existing, incoming, rules, PlanDeltas::DaysAndItems)
 }
@@ -86,45 +102,45 @@ pub fn plan_insert_with(
         HashMap::with_capacity_and_hasher(2 * (existing.len() + incoming.len()), Default::default());
     for e in existing {
         let keys = e.record.keys(rules);
+        let anchor = e.play_anchor();
+        let (anchor_ms, anchor_minute) = (anchor.at.timestamp_millis(), anchor.to_the_minute);
         let original = Some(Box::new((e.record.clone(), keys.clone())));
-        let at_ms = e.record.played_at.timestamp_millis();
-        slots.push(Slot { id: Some(e.id), original, record: e.record, keys, at_ms });
+        slots.push(Slot { id: Some(e.id), original, record: e.record, keys, anchor_ms, anchor_minute });
         file_slot(&mut by_key, &slots, slots.len() - 1);
     }
-    // Whole milliseconds are within 1 ms of the times they round: candidates further
-    // apart than this cannot be in the window.
-    let window_ms = rules.duplicate_window.num_milliseconds() + 1;
+    let window_ms = rules.duplicate_window.num_milliseconds();
     let mut outcome = InsertOutcome::default();
     let incoming_count = incoming.len() as u64;
     for rec in incoming {
         let keys = rec.keys(rules);
-        let at_ms = rec.played_at.timestamp_millis();
-        let mut best: Option<usize> = None;
+        let (at_ms, at_minute) = (rec.played_at.timestamp_millis(), rec.origin.to_the_minute());
+        // The nearest play of the entry's item, and whether any is at least as rich.
+        let mut nearest: Option<(usize, i64)> = None;
+        let mut covered = false;
         for hash in match_hashes(&rec, &keys) {
             for &idx in by_key.get(&hash).into_iter().flatten() {
                 let slot = &slots[idx];
-                if best != Some(idx)
-                    && (slot.at_ms - at_ms).abs() <= window_ms
-                    && rec.same_play_keyed(&keys, &slot.record, &slot.keys, rules)
-                {
-                    let distance = (slot.record.played_at - rec.played_at).abs();
-                    if best.is_none_or(|b| distance < (slots[b].record.played_at - rec.played_at).abs()) {
-                        best = Some(idx);
-                    }
+                let distance = anchor_distance_ms(at_ms, at_minute, slot.anchor_ms, slot.anchor_minute);
+                if distance > window_ms || !rec.same_item_keyed(&keys, &slot.record, &slot.keys) {
+                    continue;
+                }
+                covered |= !rec.richer_than(&slot.record);
+                if nearest.is_none_or(|(_, d)| distance < d) {
+                    nearest = Some((idx, distance));
                 }
             }
         }
-        match best {
-            Some(idx) if rec.richer_than(&slots[idx].record) => {
+        match nearest {
+            _ if covered => {}
+            Some((idx, _)) => {
                 slots[idx].record = rec;
                 slots[idx].keys = keys;
-                slots[idx].at_ms = at_ms;
                 file_slot(&mut by_key, &slots, idx);
             }
-            Some(_) => {}
             None => {
                 outcome.added += 1;
-                slots.push(Slot { id: None, original: None, record: rec, keys, at_ms });
+                let (anchor_ms, anchor_minute) = (at_ms, at_minute);
+                slots.push(Slot { id: None, original: None, record: rec, keys, anchor_ms, anchor_minute });
                 file_slot(&mut by_key, &slots, slots.len() - 1);
             }
         }
@@ -132,22 +148,25 @@ pub fn plan_insert_with(
     let mut plan = InsertPlan {
         inserts: Vec::with_capacity(outcome.added as usize),
         insert_keys: Vec::with_capacity(outcome.added as usize),
+        insert_anchors: Vec::with_capacity(outcome.added as usize),
         outcome,
         ..InsertPlan::default()
     };
     let items = deltas == PlanDeltas::DaysAndItems;
     for slot in slots {
+        let anchor = stored_anchor(slot.anchor_ms, slot.anchor_minute, &slot.record);
         match (slot.id, slot.original) {
             (None, _) => {
                 plan.delta.add_counted(&slot.record, &slot.keys, 1, items);
                 plan.inserts.push(slot.record);
                 plan.insert_keys.push(slot.keys);
+                plan.insert_anchors.push(anchor);
             }
             (Some(id), Some(original)) if original.0 != slot.record => {
                 let (original, original_keys) = *original;
                 plan.delta.add_counted(&original, &original_keys, -1, items);
                 plan.delta.add_counted(&slot.record, &slot.keys, 1, items);
-                plan.replacements.push(Replacement { id, original, record: slot.record });
+                plan.replacements.push(Replacement { id, original, record: slot.record, anchor });
             }
             _ => {}
         }
@@ -157,6 +176,16 @@ pub fn plan_insert_with(
     plan.outcome.replaced = plan.replacements.len() as u64;
     plan.outcome.duplicates = incoming_count - plan.outcome.added - plan.outcome.replaced;
     plan
+}
+
+/// A play's anchor as stores keep it ([`HistoryEntry::anchor`]): `None` when the record
+/// implies it.
+fn stored_anchor(anchor_ms: i64, to_the_minute: bool, record: &PlayRecord) -> Option<PlayAnchor> {
+    if anchor_ms == record.played_at.timestamp_millis() && to_the_minute == record.origin.to_the_minute() {
+        return None;
+    }
+    let at = DateTime::from_timestamp_millis(anchor_ms).expect("read from a stored time");
+    Some(PlayAnchor { at, to_the_minute })
 }
 
 /// Slot indexes by match hash (see [`match_hashes`]).
@@ -709,6 +738,7 @@ mod tests {
             id: "7".into(),
             user_id: "u".into(),
             record: rec(0, 40_000, PlayOrigin::AccountData, None, "Song"),
+            anchor: None,
         };
         let incoming = vec![
             rec(30, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song"),

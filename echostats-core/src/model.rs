@@ -62,6 +62,11 @@ pub enum PlayOrigin {
 }
 
 impl PlayOrigin {
+    /// Whether end times of this origin are given to the minute (account data).
+    pub fn to_the_minute(self) -> bool {
+        self == PlayOrigin::AccountData
+    }
+
     /// Every origin, poorest first.
     pub const ALL: [PlayOrigin; 3] = [PlayOrigin::AccountData, PlayOrigin::Api, PlayOrigin::ExtendedHistory];
 
@@ -199,6 +204,36 @@ pub struct HistoryEntry {
     /// The play itself.
     #[serde(flatten)]
     pub record: PlayRecord,
+    /// Where the duplicate rule measures from when an import meets this play again;
+    /// `None` when that is the record itself ([`PlayAnchor::of`]). Bookkeeping of the
+    /// stores, not part of the play: never serialised.
+    #[serde(skip)]
+    pub anchor: Option<PlayAnchor>,
+}
+
+impl HistoryEntry {
+    /// The play's anchor, set or implied.
+    pub fn play_anchor(&self) -> PlayAnchor {
+        self.anchor.unwrap_or_else(|| PlayAnchor::of(&self.record))
+    }
+}
+
+/// Where the duplicate rule measures from when an import meets a play again
+/// ([`PlayRecord::anchor_distance_ms`]): the end time of the entry that first stored the
+/// play, which stays when a richer entry replaces the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayAnchor {
+    /// The end time.
+    pub at: DateTime<Utc>,
+    /// Given to the minute (account data): it stands for any instant of that minute.
+    pub to_the_minute: bool,
+}
+
+impl PlayAnchor {
+    /// The anchor of a play first stored from `record`.
+    pub fn of(record: &PlayRecord) -> Self {
+        PlayAnchor { at: record.played_at, to_the_minute: record.origin.to_the_minute() }
+    }
 }
 
 /// A user of this EchoStats instance.

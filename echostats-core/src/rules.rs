@@ -2,8 +2,11 @@
 //! keys under which plays are grouped (artist, album, track). Every store and the
 //! analytics engine use these functions, so the rules live in exactly one place.
 
-use crate::model::{PlayKind, PlayRecord};
-use chrono::Duration;
+use crate::model::{PlayAnchor, PlayKind, PlayRecord};
+use chrono::{DateTime, Duration, Utc};
+
+/// One minute, the precision of account data's end times.
+const MINUTE_MS: i64 = 60_000;
 
 /// Tunable play rules. The defaults are the documented ones (README, "Play rules").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +15,21 @@ pub struct PlayRules {
     pub min_play_ms: i64,
     /// Two entries of the same item ending within this window are the same play.
     pub duplicate_window: Duration,
+}
+
+impl PlayRules {
+    /// The end times of the stored plays that entries ending between `first` and `last`
+    /// can be duplicates of: what a store reads (plays of the entries' kinds) to plan a
+    /// chunk.
+    ///
+    /// An entry ending at `t` matches a play anchored within the window `W` of `t`, where
+    /// either time may stand for a whole minute: anchors in `[t - W - 1 min, t + W + 1
+    /// min]`. A play's record matched its anchor the same way when it was stored, so it
+    /// ends within a window and a minute of the anchor. Together: within `2W + 2 min`.
+    pub fn candidate_window(&self, first: DateTime<Utc>, last: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let reach = self.duplicate_window * 2 + Duration::milliseconds(2 * MINUTE_MS);
+        (first - reach, last + reach)
+    }
 }
 
 impl Default for PlayRules {
@@ -116,23 +134,20 @@ impl PlayRecord {
         }
     }
 
-    /// Whether `self` and `other` are the same play under the duplicate rule: same kind,
-    /// end times within the window, and the same item (by URI when both have one,
-    /// otherwise by track and artist name; entries without any metadata match only an
-    /// entry with the same duration).
+    /// Whether `self` is the same play as `other`, a play first stored from `other` (so
+    /// anchored at its own end time): the same item ([`PlayRecord::same_item_keyed`]),
+    /// within the duplicate window ([`PlayRecord::anchor_distance_ms`]).
     pub fn same_play(&self, other: &PlayRecord, rules: &PlayRules) -> bool {
-        self.same_play_keyed(&self.keys(rules), other, &other.keys(rules), rules)
+        self.same_item_keyed(&self.keys(rules), other, &other.keys(rules))
+            && self.anchor_distance_ms(PlayAnchor::of(other)) <= rules.duplicate_window.num_milliseconds()
     }
 
-    /// [`PlayRecord::same_play`] with both records' keys already computed.
-    pub fn same_play_keyed(
-        &self,
-        keys: &PlayKeys,
-        other: &PlayRecord,
-        other_keys: &PlayKeys,
-        rules: &PlayRules,
-    ) -> bool {
-        if self.kind != other.kind || (self.played_at - other.played_at).abs() > rules.duplicate_window {
+    /// Whether `self` and `other` are entries of the same item: same kind, and the same
+    /// URI when both have one, otherwise the same track and artist name (episode and
+    /// show, chapter and book); entries without any metadata match only an entry with
+    /// the same duration.
+    pub fn same_item_keyed(&self, keys: &PlayKeys, other: &PlayRecord, other_keys: &PlayKeys) -> bool {
+        if self.kind != other.kind {
             return false;
         }
         if let (Some(a), Some(b)) = (&self.uri, &other.uri) {
@@ -145,10 +160,45 @@ impl PlayRecord {
         }
     }
 
+    /// How far, in milliseconds, this entry's end time is from a play's `anchor`: the
+    /// entry is that play (when of the same item) if this is within the duplicate window.
+    ///
+    /// A play's anchor is the end time of the entry that first stored it. It never moves,
+    /// not even when a richer entry replaces the record: measured from the record's own
+    /// end time, a run of one track's entries, each within the window of the next, walked
+    /// the play away from the entries it had absorbed, and importing them again added
+    /// them. From a fixed anchor, every entry a play absorbed stays within its window.
+    ///
+    /// Account data gives end times to the minute (the minute's start). Compared with a
+    /// time to the millisecond, such a time stands for any instant of its minute, and the
+    /// distance is to the nearest one: the account-data row of a skip that joined a play
+    /// 55 s later still finds that play, and the extended history imported after the
+    /// account data groups as it does alone. Minute against minute, and millisecond
+    /// against millisecond, the times compare as they are.
+    pub fn anchor_distance_ms(&self, anchor: PlayAnchor) -> i64 {
+        anchor_distance_ms(
+            self.played_at.timestamp_millis(),
+            self.origin.to_the_minute(),
+            anchor.at.timestamp_millis(),
+            anchor.to_the_minute,
+        )
+    }
+
     /// Whether `self` should replace `other` when both are the same play: the richer
     /// origin wins (extended history over API over account data), then the longer play.
     pub fn richer_than(&self, other: &PlayRecord) -> bool {
         (self.origin, self.ms_played) > (other.origin, other.ms_played)
+    }
+}
+
+/// [`PlayRecord::anchor_distance_ms`] in whole milliseconds: an entry ending at `at_ms`
+/// (to the minute or not) against an anchor at `anchor_ms` (to the minute or not).
+pub(crate) fn anchor_distance_ms(at_ms: i64, at_minute: bool, anchor_ms: i64, anchor_minute: bool) -> i64 {
+    let last_of_minute = |start: i64| start + MINUTE_MS - 1;
+    match (at_minute, anchor_minute) {
+        (true, false) => (at_ms - anchor_ms).max(anchor_ms - last_of_minute(at_ms)).max(0),
+        (false, true) => (anchor_ms - at_ms).max(at_ms - last_of_minute(anchor_ms)).max(0),
+        _ => (at_ms - anchor_ms).abs(),
     }
 }
 

@@ -199,7 +199,7 @@ impl MongoBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
+        let (lo, hi) = self.rules.candidate_window(min, max);
         let user_id = self.user_id.as_str();
         let plays_coll = self.store.coll(PLAYS);
 
@@ -224,9 +224,9 @@ impl MongoBatch {
         let mut delta = plan.delta;
 
         // Replacements: rewrite in place, same id.
-        for Replacement { id, record, .. } in &plan.replacements {
+        for Replacement { id, record, anchor, .. } in &plan.replacements {
             let id: i64 = id.parse().map_err(|_| MongoError::Corrupt(format!("play id {id:?}")))?;
-            let d = play_doc(id, user_id, record, &record.keys(&self.rules))?;
+            let d = play_doc(id, user_id, record, *anchor, &record.keys(&self.rules))?;
             plays_coll.replace_one(doc! { "u": user_id, "n": id }, d).session(&mut self.session).await?;
         }
 
@@ -237,9 +237,10 @@ impl MongoBatch {
             let docs = plan
                 .inserts
                 .iter()
+                .zip(&plan.insert_anchors)
                 .zip(&plan.insert_keys)
                 .enumerate()
-                .map(|(i, (r, k))| play_doc(first + i as i64, user_id, r, k))
+                .map(|(i, ((r, anchor), k))| play_doc(first + i as i64, user_id, r, *anchor, k))
                 .collect::<MongoResult<Vec<_>>>()?;
             for (chunk_no, chunk) in docs.chunks(INSERT_CHUNK).enumerate() {
                 let result = plays_coll.insert_many(chunk).ordered(false).session(&mut self.session).await;

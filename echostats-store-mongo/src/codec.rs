@@ -2,7 +2,7 @@
 
 use crate::error::{MongoError, MongoResult};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use echostats_core::model::{HistoryEntry, PlayKind, PlayRecord, RollupDay};
+use echostats_core::model::{HistoryEntry, PlayAnchor, PlayKind, PlayRecord, RollupDay};
 use echostats_core::rules::{normalize_name, PlayKeys};
 use mongodb::bson::{self, doc, spec::BinarySubtype, Binary, Bson, Document};
 
@@ -32,7 +32,15 @@ pub(crate) fn day_from_num(n: i32) -> MongoResult<NaiveDate> {
 }
 
 /// The document of a play: the record under `r`, plus derived fields.
-pub(crate) fn play_doc(id: i64, user_id: &str, r: &PlayRecord, keys: &PlayKeys) -> MongoResult<Document> {
+/// The document of a play whose anchor is `anchor` ([`HistoryEntry::anchor`]; fields
+/// `anc` and `ancm`, only when set).
+pub(crate) fn play_doc(
+    id: i64,
+    user_id: &str,
+    r: &PlayRecord,
+    anchor: Option<PlayAnchor>,
+    keys: &PlayKeys,
+) -> MongoResult<Document> {
     let mut d = doc! {
         "u": user_id,
         "n": id,
@@ -58,6 +66,10 @@ pub(crate) fn play_doc(id: i64, user_id: &str, r: &PlayRecord, keys: &PlayKeys) 
     if r.artist_id.is_some() {
         d.insert("asid", id);
     }
+    if let Some(anchor) = anchor {
+        d.insert("anc", ms_floor(anchor.at));
+        d.insert("ancm", anchor.to_the_minute);
+    }
     d.insert("r", bson::to_document(r)?);
     Ok(d)
 }
@@ -78,7 +90,15 @@ pub(crate) fn entry_from_doc(d: &Document) -> MongoResult<(i64, HistoryEntry)> {
     let user_id = d.get_str("u").map_err(|e| MongoError::Corrupt(format!("play user: {e}")))?.to_string();
     let r = d.get_document("r").map_err(|e| MongoError::Corrupt(format!("play {id} record: {e}")))?;
     let record: PlayRecord = bson::from_document(r.clone())?;
-    Ok((id, HistoryEntry { id: id.to_string(), user_id, record }))
+    let anchor = match num(d, "anc") {
+        Some(ms) => Some(PlayAnchor {
+            at: DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| MongoError::Corrupt(format!("play {id}: anchor {ms} out of range")))?,
+            to_the_minute: d.get_bool("ancm").unwrap_or(false),
+        }),
+        None => None,
+    };
+    Ok((id, HistoryEntry { id: id.to_string(), user_id, record, anchor }))
 }
 
 /// An integer field, whatever integer or float type the server chose for it.

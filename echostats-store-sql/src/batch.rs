@@ -11,9 +11,9 @@ use crate::play_items::{CommittedItems, ItemIds, Wanted};
 use crate::sqlite_bulk::{self, BulkTable, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use echostats_core::ingest::{plan_insert_with, PlanDeltas, Replacement};
-use echostats_core::model::{HistoryEntry, PlayRecord, RollupDay};
+use echostats_core::model::{HistoryEntry, PlayAnchor, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::StoreHealth;
 use echostats_core::store::{InsertOutcome, ItemKind, PlayBatch};
@@ -362,11 +362,8 @@ impl SqlBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let window = Window {
-            lo: min - self.rules.duplicate_window,
-            hi: max + self.rules.duplicate_window,
-            kinds: plays.iter().map(|p| p.kind.code()).collect(),
-        };
+        let (lo, hi) = self.rules.candidate_window(min, max);
+        let window = Window { lo, hi, kinds: plays.iter().map(|p| p.kind.code()).collect() };
         let dialect = self.dialect;
 
         // Stored plays that may be duplicates, in id (= insertion) order like the
@@ -394,7 +391,7 @@ impl SqlBatch {
 
         // Replacements: rewritten in place, same id.
         let rules = &self.rules;
-        for Replacement { id, original, record } in std::mem::take(&mut plan.replacements) {
+        for Replacement { id, original, record, anchor } in std::mem::take(&mut plan.replacements) {
             let id_num = crate::codec::parse_id(&id)?;
             let d_old = Derived::of(&original, rules);
             let d_new = Derived::of(&record, rules);
@@ -415,10 +412,11 @@ impl SqlBatch {
                 items::add(&mut self.pending.items, c, id_num, record.ms_played);
             }
             let ident = item_ident(&record);
-            self.queued.replacements.push(QueuedReplacement { id: id_num, record, derived: d_new, ident });
+            self.queued.replacements.push(QueuedReplacement { id: id_num, record, anchor, derived: d_new, ident });
         }
         self.queued.first_id = self.next_id;
         self.queued.inserts = plan.inserts;
+        self.queued.anchors = plan.insert_anchors;
         self.queued.derived = derived;
         self.queued.idents = idents;
 
@@ -458,8 +456,9 @@ impl SqlBatch {
             let set: Vec<String> = PLAY_WRITE_COLS.iter().map(|col| format!("{col} = {}", ph.next())).collect();
             let sql =
                 format!("UPDATE plays SET {} WHERE id = {} AND user_id = {}", set.join(", "), ph.next(), ph.next());
-            let q =
-                bind_play(sqlx::query(&sql), user_id, &r.record, r.derived.counted, *item_id).bind(r.id).bind(user_id);
+            let q = bind_play(sqlx::query(&sql), user_id, &r.record, r.anchor, r.derived.counted, *item_id)
+                .bind(r.id)
+                .bind(user_id);
             conn.execute(q).await?;
         }
 
@@ -477,12 +476,14 @@ impl SqlBatch {
         // The statement of chunk `k`, with its rows bound.
         let bind_chunk = |k: usize| {
             let (base, rows) = chunks[k];
-            let plays = queued.inserts[base..base + rows].iter().zip(&derived[base..]).zip(&inserted_items[base..]);
+            let plays = (queued.inserts[base..base + rows].iter().zip(&queued.anchors[base..]))
+                .zip(&derived[base..])
+                .zip(&inserted_items[base..]);
             match dialect {
                 Dialect::Sqlite => {
                     let mut packed = PackedRows::new(BulkTable::Plays, rows);
-                    for ((r, d), item_id) in plays {
-                        packed.push(play_values(user_id, r, d.counted, *item_id));
+                    for (((r, anchor), d), item_id) in plays {
+                        packed.push(play_values(user_id, r, *anchor, d.counted, *item_id));
                     }
                     packed.into_call()
                 }
@@ -492,8 +493,8 @@ impl SqlBatch {
                     let mut args = sqlx::any::AnyArguments::default();
                     sqlx::Arguments::reserve(&mut args, rows * PLAY_WRITE_COLS.len(), 0);
                     let mut q = sqlx::query_with(insert_plays_sql(dialect, rows), args);
-                    for ((r, d), item_id) in plays {
-                        q = bind_play(q, user_id, r, d.counted, *item_id);
+                    for (((r, anchor), d), item_id) in plays {
+                        q = bind_play(q, user_id, r, *anchor, d.counted, *item_id);
                     }
                     q
                 }
@@ -600,8 +601,8 @@ async fn read_window(
 
 /// The stored plays a chunk's plan must see: end times and kinds.
 struct Window {
-    lo: chrono::DateTime<chrono::Utc>,
-    hi: chrono::DateTime<chrono::Utc>,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
     kinds: std::collections::BTreeSet<i32>,
 }
 
@@ -614,8 +615,9 @@ impl Window {
 /// A stored play to rewrite in place.
 struct QueuedReplacement {
     id: i64,
-    /// What it becomes, its derived columns and item identity.
+    /// What it becomes, its anchor, derived columns and item identity.
     record: PlayRecord,
+    anchor: Option<PlayAnchor>,
     derived: Derived,
     ident: String,
 }
@@ -624,8 +626,9 @@ struct QueuedReplacement {
 #[derive(Default)]
 struct Queued {
     replacements: Vec<QueuedReplacement>,
-    /// New plays, in insertion order, their derived columns and item identities.
+    /// New plays, in insertion order, their anchors, derived columns and item identities.
     inserts: Vec<PlayRecord>,
+    anchors: Vec<Option<PlayAnchor>>,
     derived: Vec<Derived>,
     idents: Vec<String>,
     /// SQLite: the id the first new play will get.
@@ -639,23 +642,25 @@ impl Queued {
         if self.replacements.is_empty() && self.inserts.is_empty() {
             return Ok(());
         }
-        let entry = |id: i64, record: &PlayRecord| HistoryEntry {
+        let entry = |id: i64, record: &PlayRecord, anchor: Option<PlayAnchor>| HistoryEntry {
             id: id.to_string(),
             user_id: user_id.to_string(),
             record: record.clone(),
+            anchor,
         };
         // A rewritten play may enter or leave the window (its end time can move).
         let rewritten: HashSet<String> = self.replacements.iter().map(|q| q.id.to_string()).collect();
         existing.retain(|e| !rewritten.contains(&e.id));
-        existing.extend(self.replacements.iter().filter(|q| window.holds(&q.record)).map(|q| entry(q.id, &q.record)));
+        existing.extend(
+            self.replacements.iter().filter(|q| window.holds(&q.record)).map(|q| entry(q.id, &q.record, q.anchor)),
+        );
         if !self.inserts.is_empty() {
             let first = self.first_id.ok_or_else(|| SqlError::Corrupt("queued plays without ids".into()))?;
             existing.extend(
-                self.inserts
-                    .iter()
+                (self.inserts.iter().zip(&self.anchors))
                     .enumerate()
-                    .filter(|(_, r)| window.holds(r))
-                    .map(|(i, r)| entry(first + i as i64, r)),
+                    .filter(|(_, (r, _))| window.holds(r))
+                    .map(|(i, (r, anchor))| entry(first + i as i64, r, *anchor)),
             );
         }
         let mut keyed = Vec::with_capacity(existing.len());

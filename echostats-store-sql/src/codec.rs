@@ -2,7 +2,7 @@
 
 use crate::error::{SqlError, SqlResult};
 use chrono::{DateTime, NaiveDate, Utc};
-use echostats_core::model::{HistoryEntry, PlayKind, PlayOrigin, PlayRecord};
+use echostats_core::model::{HistoryEntry, PlayAnchor, PlayKind, PlayOrigin, PlayRecord};
 use echostats_core::rules::{normalize_name, PlayKeys, PlayRules};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row};
@@ -104,7 +104,7 @@ impl Derived {
 
 /// Columns written for a play, in bind order (see [`play_values`]). What describes the
 /// item played is in `play_items` ([`ITEM_WRITE_COLS`]); the play points at it.
-pub(crate) const PLAY_WRITE_COLS: [&str; 18] = [
+pub(crate) const PLAY_WRITE_COLS: [&str; 20] = [
     "user_id",
     "played_at",
     "ms_played",
@@ -123,6 +123,8 @@ pub(crate) const PLAY_WRITE_COLS: [&str; 18] = [
     "incognito",
     "context_type",
     "context_uri",
+    "anchor_at",
+    "anchor_minute",
 ];
 
 /// Columns written for an item, in bind order (see [`item_values`]).
@@ -151,7 +153,7 @@ pub(crate) const ITEM_WRITE_COLS: [&str; 18] = [
 pub(crate) const PLAY_READ_COLS: &str = "id, user_id, played_at, ms_played, kind, origin, uri, track_name, \
      artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
      audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
-     offline_timestamp, incognito, context_type, context_uri";
+     offline_timestamp, incognito, context_type, context_uri, anchor_at, anchor_minute";
 
 /// The number of [`PLAY_READ_COLS`].
 pub(crate) const PLAY_READ_COL_COUNT: usize = column_count(PLAY_READ_COLS);
@@ -173,8 +175,8 @@ const fn column_count(list: &str) -> usize {
 pub(crate) const PLAY_READ_COLS_DERIVED: &str = "id, user_id, played_at, ms_played, kind, origin, uri, \
      track_name, artist_name, album_name, artist_id, episode_name, show_name, audiobook_title, audiobook_uri, \
      audiobook_chapter_title, platform, conn_country, reason_start, reason_end, shuffle, skipped, offline, \
-     offline_timestamp, incognito, context_type, context_uri, counted, track_key, artist_key, album_key, \
-     artist_norm, track_norm, show_key, item_id";
+     offline_timestamp, incognito, context_type, context_uri, anchor_at, anchor_minute, counted, track_key, \
+     artist_key, album_key, artist_norm, track_norm, show_key, item_id";
 
 /// The identity of the item a record describes: its kind and every item field, in
 /// [`ITEM_WRITE_COLS`] order, each length-prefixed (in characters) or `-` when missing.
@@ -222,10 +224,12 @@ pub(crate) enum ColumnValue<'a> {
     Text(Option<&'a str>),
 }
 
-/// The [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id`, in order.
+/// The [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id` and whose anchor is
+/// `anchor` ([`HistoryEntry::anchor`]), in order.
 pub(crate) fn play_values<'a>(
     user_id: &'a str,
     r: &'a PlayRecord,
+    anchor: Option<PlayAnchor>,
     counted: bool,
     item_id: i64,
 ) -> [ColumnValue<'a>; PLAY_WRITE_COLS.len()] {
@@ -249,18 +253,21 @@ pub(crate) fn play_values<'a>(
         Int(flag(r.incognito)),
         Text(r.context_type.as_deref()),
         Text(r.context_uri.as_deref()),
+        Int(anchor.map(|a| ms_floor(a.at))),
+        Int(anchor.map(|a| i64::from(a.to_the_minute))),
     ]
 }
 
-/// Binds the [`PLAY_WRITE_COLS`] of one play, whose item has id `item_id`.
+/// Binds the [`PLAY_WRITE_COLS`] of one play (see [`play_values`]).
 pub(crate) fn bind_play<'q>(
     q: Query<'q>,
     user_id: &'q str,
     r: &'q PlayRecord,
+    anchor: Option<PlayAnchor>,
     counted: bool,
     item_id: i64,
 ) -> Query<'q> {
-    bind_values(q, play_values(user_id, r, counted, item_id))
+    bind_values(q, play_values(user_id, r, anchor, counted, item_id))
 }
 
 /// The [`ITEM_WRITE_COLS`] of the item `r` describes (`d`: its derived columns), in order.
@@ -371,22 +378,26 @@ pub(crate) fn entry_from_row<R: RowValues + ?Sized>(row: &R) -> SqlResult<(i64, 
         context_uri: s(26)?,
     };
     let user_id = row.text(1)?.ok_or_else(|| SqlError::Corrupt(format!("play {id}: no user")))?;
-    Ok((id, HistoryEntry { id: id.to_string(), user_id, record }))
+    let anchor = match row.int(27)? {
+        Some(ms) => Some(PlayAnchor { at: from_ms(ms)?, to_the_minute: row.flag(28)?.unwrap_or(false) }),
+        None => None,
+    };
+    Ok((id, HistoryEntry { id: id.to_string(), user_id, record, anchor }))
 }
 
 /// The stored derived columns of a row selected with [`PLAY_READ_COLS_DERIVED`], and its item id.
 pub(crate) fn derived_from_row(row: &AnyRow) -> SqlResult<(Derived, i64)> {
     let s = |i: usize| row.try_get::<Option<String>, _>(i);
     let derived = Derived {
-        counted: row.try_get::<i64, _>(27)? != 0,
-        track_key: s(28)?,
-        artist_key: s(29)?,
-        album_key: s(30)?,
-        artist_norm: s(31)?,
-        track_norm: s(32)?,
-        show_key: s(33)?,
+        counted: row.try_get::<i64, _>(29)? != 0,
+        track_key: s(30)?,
+        artist_key: s(31)?,
+        album_key: s(32)?,
+        artist_norm: s(33)?,
+        track_norm: s(34)?,
+        show_key: s(35)?,
     };
-    Ok((derived, row.try_get(34)?))
+    Ok((derived, row.try_get(36)?))
 }
 
 /// Parses a store id back into the integer primary key.

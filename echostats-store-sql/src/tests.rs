@@ -3,7 +3,7 @@
 
 use super::*;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use echostats_core::model::{HistoryEntry, PlayKind, PlayOrigin, PlayRecord};
+use echostats_core::model::{HistoryEntry, PlayAnchor, PlayKind, PlayOrigin, PlayRecord};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::*;
 use sqlx::Row;
@@ -335,8 +335,8 @@ fn random_record(rng: &mut Rng, span_ms: u64) -> PlayRecord {
     r
 }
 
-fn strip_ids(v: &[HistoryEntry]) -> Vec<(String, PlayRecord)> {
-    v.iter().map(|e| (e.user_id.clone(), e.record.clone())).collect()
+fn strip_ids(v: &[HistoryEntry]) -> Vec<(String, PlayRecord, Option<PlayAnchor>)> {
+    v.iter().map(|e| (e.user_id.clone(), e.record.clone(), e.anchor)).collect()
 }
 
 async fn assert_same(mem: &MemoryStore, sql: &SqlStore, user: &str, exact_ids: bool, ctx: &str) {
@@ -452,8 +452,12 @@ async fn differential(sql: SqlStore, exact_ids: bool, seed: u64, span_ms: u64) {
             assert_same(&mem, &sql, u, exact_ids, &format!("seed {seed} round {round} user {u}")).await;
         }
     }
-    eprintln!("seed {seed} span {span_ms}: {total:?}, {rolled_back_parts} parts rolled back");
-    assert!(total.replaced > 0 && total.duplicates > 0 && rolled_back_parts > 0);
+    let mut anchored = 0;
+    for u in users {
+        anchored += mem.plays_in(u, None).await.unwrap().iter().filter(|e| e.anchor.is_some()).count();
+    }
+    eprintln!("seed {seed} span {span_ms}: {total:?}, {rolled_back_parts} parts rolled back, {anchored} anchored");
+    assert!(total.replaced > 0 && total.duplicates > 0 && rolled_back_parts > 0 && anchored > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -619,11 +623,21 @@ async fn wide_fixture() -> (MemoryStore, Vec<HistoryEntry>, Rng) {
     let (mem, rules) = (MemoryStore::new(), PlayRules::default());
     let mut rng = Rng(17);
     for user in ["alice", "bob"] {
+        // No two entries within a few minutes of each other: the version before
+        // migration 3 kept no anchors (migration 5), so none of its plays may have one.
+        let mut records: Vec<PlayRecord> = Vec::new();
+        while records.len() < 400 {
+            let r = random_record(&mut rng, DAYS4);
+            if records.iter().all(|o| (o.played_at - r.played_at).abs() > Duration::minutes(5)) {
+                records.push(r);
+            }
+        }
         let mut b = mem.begin_batch(user, &rules).await.unwrap();
-        b.insert((0..400).map(|_| random_record(&mut rng, DAYS4)).collect()).await.unwrap();
+        b.insert(records).await.unwrap();
         b.commit().await.unwrap();
     }
     let stored = [mem.plays_in("alice", None).await.unwrap(), mem.plays_in("bob", None).await.unwrap()].concat();
+    assert!(stored.iter().all(|e| e.anchor.is_none()));
     (mem, stored, rng)
 }
 

@@ -63,18 +63,20 @@ impl PlayBatch for MemoryBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = (min - self.rules.duplicate_window, max + self.rules.duplicate_window);
+        let (lo, hi) = self.rules.candidate_window(min, max);
         let existing: Vec<HistoryEntry> =
             self.staged.iter().filter(|e| e.record.played_at >= lo && e.record.played_at <= hi).cloned().collect();
         let plan = plan_insert(existing, plays, &self.rules);
         for replacement in plan.replacements {
             if let Some(e) = self.staged.iter_mut().find(|e| e.id == replacement.id) {
                 e.record = replacement.record;
+                e.anchor = replacement.anchor;
             }
         }
-        for record in plan.inserts {
+        for (record, anchor) in plan.inserts.into_iter().zip(plan.insert_anchors) {
             self.next_id += 1;
-            self.staged.push(HistoryEntry { id: self.next_id.to_string(), user_id: self.user_id.clone(), record });
+            let id = self.next_id.to_string();
+            self.staged.push(HistoryEntry { id, user_id: self.user_id.clone(), record, anchor });
         }
         Ok(plan.outcome)
     }
