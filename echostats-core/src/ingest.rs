@@ -762,4 +762,48 @@ mod tests {
         assert_eq!(day.total_plays(), 1, "replacement is -1 +1, new play +1");
         assert_eq!(day.total_ms(), 41_000 + 41_000 - 40_000);
     }
+
+    #[test]
+    fn a_play_keeps_its_anchor_when_a_richer_entry_replaces_it() {
+        let rules = PlayRules::default();
+        let uri = Some("spotify:track:a");
+        let at = |secs: i64| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        // In one chunk: 53 s after the first entry, a richer one takes the play over; 113 s
+        // after it, one more starts its own play, though only 60 s after the record.
+        let run = vec![
+            rec(0, 843, PlayOrigin::ExtendedHistory, uri, "Song"),
+            rec(53, 932, PlayOrigin::ExtendedHistory, uri, "Song"),
+            rec(113, 32_000, PlayOrigin::ExtendedHistory, uri, "Song"),
+        ];
+        let plan = plan_insert(vec![], run.clone(), &rules);
+        assert_eq!(plan.inserts, vec![run[1].clone(), run[2].clone()]);
+        let first = PlayAnchor { at: at(0), to_the_minute: false };
+        assert_eq!(plan.insert_anchors, vec![Some(first), None]);
+
+        // A stored play of account data, replaced by an extended entry 40 s later: the
+        // replacement carries the anchor, to the minute, that the record no longer implies.
+        let stored = HistoryEntry {
+            id: "7".into(),
+            user_id: "u".into(),
+            record: rec(0, 40_000, PlayOrigin::AccountData, None, "Song"),
+            anchor: None,
+        };
+        let plan =
+            plan_insert(vec![stored.clone()], vec![rec(40, 41_000, PlayOrigin::ExtendedHistory, uri, "Song")], &rules);
+        assert_eq!(plan.replacements.len(), 1);
+        assert_eq!(plan.replacements[0].anchor, Some(PlayAnchor { at: at(0), to_the_minute: true }));
+
+        // An entry richer than the nearest play, but not than another within the window,
+        // is a duplicate: it may be one that the other play absorbed.
+        let rich = HistoryEntry {
+            id: "8".into(),
+            record: rec(-50, 200_000, PlayOrigin::ExtendedHistory, uri, "Song"),
+            ..stored.clone()
+        };
+        let poor =
+            HistoryEntry { id: "9".into(), record: rec(20, 1_000, PlayOrigin::ExtendedHistory, uri, "Song"), ..stored };
+        let plan =
+            plan_insert(vec![rich, poor], vec![rec(10, 5_000, PlayOrigin::ExtendedHistory, uri, "Song")], &rules);
+        assert_eq!(plan.outcome, InsertOutcome { added: 0, replaced: 0, duplicates: 1 });
+    }
 }

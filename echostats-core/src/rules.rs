@@ -248,6 +248,23 @@ mod tests {
     }
 
     #[test]
+    fn a_time_to_the_minute_stands_for_its_whole_minute_against_a_finer_one() {
+        let rules = PlayRules::default();
+        let ext = track(0, PlayOrigin::ExtendedHistory, Some("spotify:track:1"));
+        let acc = |secs| track(secs, PlayOrigin::AccountData, None);
+        // The minute from -100 s reaches -40 s: 40 s from the extended entry, both ways.
+        assert!(acc(-100).same_play(&ext, &rules));
+        assert!(ext.same_play(&acc(-100), &rules));
+        // The minute from -121 s ends 61 s before it.
+        assert!(!acc(-121).same_play(&ext, &rules));
+        assert!(!ext.same_play(&acc(-121), &rules));
+        // Minute against minute, the times compare as they are.
+        assert!(acc(60).same_play(&acc(0), &rules));
+        assert!(!acc(-100).same_play(&acc(0), &rules));
+        assert_eq!(acc(-100).anchor_distance_ms(PlayAnchor::of(&acc(0))), 100_000);
+    }
+
+    #[test]
     fn different_uris_are_different_items() {
         let rules = PlayRules::default();
         let a = track(0, PlayOrigin::ExtendedHistory, Some("spotify:track:1"));

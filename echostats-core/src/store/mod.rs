@@ -63,10 +63,12 @@ impl std::ops::AddAssign for InsertOutcome {
 
 /// An atomic batch of inserts for one user, e.g. the files of an import.
 ///
-/// Guarantees: inserts are idempotent under the duplicate rule ([`PlayRecord::same_play`]):
-/// an entry that matches a stored one (or one inserted earlier in the batch) is not
-/// stored twice; when it is richer ([`PlayRecord::richer_than`]) it replaces the stored
-/// record in place (same id). Daily rollups and item totals are updated in the same
+/// Guarantees: inserts are idempotent under the duplicate rule
+/// ([`crate::ingest::plan_insert`]): an entry within the window of a stored play's anchor
+/// ([`PlayRecord::anchor_distance_ms`]; or of one inserted earlier in the batch) is not
+/// stored twice; when it is richer ([`PlayRecord::richer_than`]) than every such play it
+/// replaces the nearest record in place (same id), which keeps its anchor
+/// ([`HistoryEntry::anchor`], stored with the play and read back by every read of it). Daily rollups and item totals are updated in the same
 /// transaction. Nothing is visible to readers before [`PlayBatch::commit`]; dropping the
 /// batch or calling [`PlayBatch::rollback`] leaves the store as it was.
 #[async_trait]
