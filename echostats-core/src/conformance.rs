@@ -417,17 +417,29 @@ pub async fn export_imports_back_unchanged(store: &dyn Store) {
     episode.episode_name = Some("Morning News".into());
     episode.show_name = Some("The Daily".into());
     insert_all(store, "a", vec![synced, local, episode], &PlayRules::default()).await;
+    // A run of one track: two plays whose records end 60 s apart, the first anchored
+    // 53 s before its record. Without the anchor, they would come back as one play.
+    let uri = Some("spotify:track:run");
+    let run = vec![
+        track(7_200, 843, PlayOrigin::ExtendedHistory, uri, "Idioteque", "Radiohead"),
+        track(7_253, 932, PlayOrigin::ExtendedHistory, uri, "Idioteque", "Radiohead"),
+        track(7_313, 32_000, PlayOrigin::ExtendedHistory, uri, "Idioteque", "Radiohead"),
+    ];
+    insert_all(store, "a", run, &PlayRules::default()).await;
 
     let out = tempfile::tempdir().expect("tempdir");
     let summary = crate::export::write_extended_history(store, "a", None, out.path()).await.expect("export");
-    let original: Vec<PlayRecord> = all_history(store, "a").await.into_iter().map(|e| e.record).collect();
+    let plays = |entries: Vec<HistoryEntry>| -> Vec<(PlayRecord, Option<PlayAnchor>)> {
+        entries.into_iter().map(|e| (e.record, e.anchor)).collect()
+    };
+    let original = plays(all_history(store, "a").await);
     assert_eq!(summary.plays, original.len() as u64);
+    assert!(original.iter().any(|(_, anchor)| anchor.is_some()));
 
     let paths = [out.path().to_path_buf()];
     let into_b = ingest::import_paths(store, "b", &paths, &opts, None).await.expect("import the export");
     assert_eq!((into_b.outcome.added, into_b.failed().count()), (original.len() as u64, 0), "{:?}", into_b.files);
-    let copy: Vec<PlayRecord> = all_history(store, "b").await.into_iter().map(|e| e.record).collect();
-    assert_eq!(copy, original);
+    assert_eq!(plays(all_history(store, "b").await), original);
     for period in Period::ALL {
         let req = OverviewRequest { now: Some(now()), ..OverviewRequest::new(period) };
         let (mut a, mut b) = (

@@ -13,7 +13,7 @@
 //! Also the JSON-array file writers that the sample generator shares.
 
 use crate::import::extended::MILLIS_THRESHOLD;
-use crate::model::{HistoryEntry, PlayKind, PlayOrigin, PlayRecord};
+use crate::model::{HistoryEntry, PlayAnchor, PlayKind, PlayOrigin, PlayRecord};
 use crate::store::{Store, TimeWindow};
 use crate::{Error, Result};
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
@@ -85,7 +85,7 @@ async fn write_extended_files(
             for e in &chunk {
                 files
                     .file_for(ExtendedNaming::Audio, e.record.played_at.year())
-                    .and_then(|f| f.push(&ExtendedRow::of(&e.record)))
+                    .and_then(|f| f.push(&ExtendedRow::of(&e.record, e.anchor)))
                     .map_err(|err| io_error(dir, err))?;
             }
             Ok(())
@@ -180,6 +180,16 @@ struct ExtendedRow<'a> {
     echostats_context_type: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     echostats_context_uri: Option<&'a str>,
+    /// The play's anchor (epoch ms) when the record does not imply it
+    /// ([`HistoryEntry::anchor`]): imported back, the play is matched from it as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    echostats_anchor: Option<i64>,
+    #[serde(skip_serializing_if = "is_false")]
+    echostats_anchor_minute: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_extended_history(origin: &PlayOrigin) -> bool {
@@ -187,7 +197,7 @@ fn is_extended_history(origin: &PlayOrigin) -> bool {
 }
 
 impl<'a> ExtendedRow<'a> {
-    fn of(r: &'a PlayRecord) -> Self {
+    fn of(r: &'a PlayRecord, anchor: Option<PlayAnchor>) -> Self {
         let uri = r.uri.as_deref();
         let uri_of = |kind: PlayKind| uri.filter(|_| r.kind == kind);
         ExtendedRow {
@@ -223,6 +233,8 @@ impl<'a> ExtendedRow<'a> {
             echostats_artist_id: r.artist_id.as_deref(),
             echostats_context_type: r.context_type.as_deref(),
             echostats_context_uri: r.context_uri.as_deref(),
+            echostats_anchor: anchor.map(|a| a.at.timestamp_millis()),
+            echostats_anchor_minute: anchor.is_some_and(|a| a.to_the_minute),
         }
     }
 }
@@ -579,7 +591,7 @@ mod tests {
     #[test]
     fn every_shape_reads_back_as_the_same_record() {
         for record in every_shape() {
-            let json = serde_json::to_string(&ExtendedRow::of(&record)).unwrap();
+            let json = serde_json::to_string(&ExtendedRow::of(&record, None)).unwrap();
             let raw: RawEntry = serde_json::from_str(&json).unwrap();
             assert_eq!(to_record(raw).unwrap(), record, "{json}");
         }
@@ -588,11 +600,11 @@ mod tests {
     #[test]
     fn spotify_fields_come_first_and_extended_history_needs_no_extras() {
         let record = &every_shape()[0];
-        let json = serde_json::to_string(&ExtendedRow::of(record)).unwrap();
+        let json = serde_json::to_string(&ExtendedRow::of(record, None)).unwrap();
         assert!(json.starts_with(r#"{"ts":"2016-03-01T09:00:07Z","platform":"#), "{json}");
         assert!(!json.contains("echostats_"), "{json}");
         assert!(json.contains(r#""offline_timestamp":1456822000123"#), "{json}");
-        let synced = serde_json::to_string(&ExtendedRow::of(&every_shape()[6])).unwrap();
+        let synced = serde_json::to_string(&ExtendedRow::of(&every_shape()[6], None)).unwrap();
         assert!(synced.contains(r#""ts":"2026-11-02T00:00:05.250Z""#), "{synced}");
         assert!(synced.contains(r#""echostats_origin":"api""#), "{synced}");
     }

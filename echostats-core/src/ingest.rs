@@ -83,8 +83,18 @@ pub enum PlanDeltas {
 /// Importing the same entries again then changes nothing: every entry a play absorbed
 /// is within the window of its anchor, which never moves, and the play's record is at
 /// least as rich as each of them.
-pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules: &PlayRules) -> InsertPlan {
-    plan_insert_with(existing, incoming, rules, PlanDeltas::DaysAndItems)
+///
+/// An incoming record listed in `anchored` (by index, ascending; see
+/// [`PlayBatch::insert_anchored`]) is matched from its anchor instead of its end time, and
+/// a play it starts keeps that anchor. An anchor further from the record than a window
+/// and a minute, which no store writes, is not used.
+pub fn plan_insert(
+    existing: Vec<HistoryEntry>,
+    incoming: Vec<PlayRecord>,
+    anchored: &[(usize, PlayAnchor)],
+    rules: &PlayRules,
+) -> InsertPlan {
+    plan_insert_with(existing, incoming, anchored, rules, PlanDeltas::DaysAndItems)
 }
 
 /// [`plan_insert`], working out only the `deltas` asked for (`delta.items` stays empty
@@ -92,6 +102,7 @@ pub fn plan_insert(existing: Vec<HistoryEntry>, incoming: Vec<PlayRecord>, rules
 pub fn plan_insert_with(
     existing: Vec<HistoryEntry>,
     incoming: Vec<PlayRecord>,
+    anchored: &[(usize, PlayAnchor)],
     rules: &PlayRules,
     deltas: PlanDeltas,
 ) -> InsertPlan {
@@ -111,9 +122,16 @@ pub fn plan_insert_with(
     let window_ms = rules.duplicate_window.num_milliseconds();
     let mut outcome = InsertOutcome::default();
     let incoming_count = incoming.len() as u64;
-    for rec in incoming {
+    let mut anchored = anchored.iter().peekable();
+    for (i, rec) in incoming.into_iter().enumerate() {
         let keys = rec.keys(rules);
-        let (at_ms, at_minute) = (rec.played_at.timestamp_millis(), rec.origin.to_the_minute());
+        let own = (rec.played_at.timestamp_millis(), rec.origin.to_the_minute());
+        let (at_ms, at_minute) = match anchored.next_if(|(j, _)| *j == i) {
+            Some((_, a)) if (a.at.timestamp_millis() - own.0).abs() <= window_ms + MINUTE_MS => {
+                (a.at.timestamp_millis(), a.to_the_minute)
+            }
+            _ => own,
+        };
         // The nearest play of the entry's item, and whether any is at least as rich.
         let mut nearest: Option<(usize, i64)> = None;
         let mut covered = false;
@@ -178,13 +196,16 @@ pub fn plan_insert_with(
     plan
 }
 
+/// One minute in milliseconds: how far a time to the minute reaches.
+const MINUTE_MS: i64 = 60_000;
+
 /// A play's anchor as stores keep it ([`HistoryEntry::anchor`]): `None` when the record
 /// implies it.
 fn stored_anchor(anchor_ms: i64, to_the_minute: bool, record: &PlayRecord) -> Option<PlayAnchor> {
     if anchor_ms == record.played_at.timestamp_millis() && to_the_minute == record.origin.to_the_minute() {
         return None;
     }
-    let at = DateTime::from_timestamp_millis(anchor_ms).expect("read from a stored time");
+    let at = DateTime::from_timestamp_millis(anchor_ms).expect("the milliseconds of a time");
     Some(PlayAnchor { at, to_the_minute })
 }
 
@@ -442,8 +463,8 @@ impl<'a> FileWriter<'a> {
         Ok(())
     }
 
-    async fn insert(&mut self, records: Vec<PlayRecord>) -> Result<InsertOutcome> {
-        self.batch.as_mut().expect("a file is open").insert(records).await
+    async fn insert(&mut self, records: Vec<PlayRecord>, anchored: Vec<(usize, PlayAnchor)>) -> Result<InsertOutcome> {
+        self.batch.as_mut().expect("a file is open").insert_anchored(records, anchored).await
     }
 
     /// The file is complete: its writes stay, and land with the batch's commit.
@@ -564,7 +585,7 @@ pub async fn consume_events(
                 writer.begin_file().await?;
                 open = Some(OpenFile::new(file, format));
             }
-            ParseEvent::Chunk { file, records, rejected } => {
+            ParseEvent::Chunk { file, records, anchored, rejected } => {
                 let Some(f) = open.as_mut().filter(|f| f.report.file == file) else { continue };
                 f.report.entries += (records.len() + rejected.len()) as u64;
                 for r in &records {
@@ -577,7 +598,7 @@ pub async fn consume_events(
                         f.report.rejected.push(r);
                     }
                 }
-                f.report.outcome += writer.insert(records).await?;
+                f.report.outcome += writer.insert(records, anchored).await?;
                 if let Some(p) = progress {
                     let mut running = summary.clone();
                     running.outcome += f.report.outcome;
@@ -746,13 +767,13 @@ mod tests {
             rec(500, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song"),
             rec(520, 41_000, PlayOrigin::AccountData, None, "Song"),
         ];
-        let plan = plan_insert(vec![stored], incoming, &rules);
+        let plan = plan_insert(vec![stored], incoming, &[], &rules);
         assert_eq!(plan.outcome, InsertOutcome { added: 1, replaced: 1, duplicates: 2 });
         // A richer entry merging into a record new in the same batch is a duplicate.
         let mut poor = rec(900, 40_000, PlayOrigin::AccountData, None, "Other");
         poor.album_name = None;
         let rich = rec(930, 41_000, PlayOrigin::ExtendedHistory, Some("spotify:track:b"), "Other");
-        let merged = plan_insert(vec![], vec![poor, rich.clone()], &rules);
+        let merged = plan_insert(vec![], vec![poor, rich.clone()], &[], &rules);
         assert_eq!(merged.outcome, InsertOutcome { added: 1, replaced: 0, duplicates: 1 });
         assert_eq!(merged.inserts, vec![rich]);
         assert_eq!(plan.replacements[0].id, "7");
@@ -775,7 +796,7 @@ mod tests {
             rec(53, 932, PlayOrigin::ExtendedHistory, uri, "Song"),
             rec(113, 32_000, PlayOrigin::ExtendedHistory, uri, "Song"),
         ];
-        let plan = plan_insert(vec![], run.clone(), &rules);
+        let plan = plan_insert(vec![], run.clone(), &[], &rules);
         assert_eq!(plan.inserts, vec![run[1].clone(), run[2].clone()]);
         let first = PlayAnchor { at: at(0), to_the_minute: false };
         assert_eq!(plan.insert_anchors, vec![Some(first), None]);
@@ -788,8 +809,12 @@ mod tests {
             record: rec(0, 40_000, PlayOrigin::AccountData, None, "Song"),
             anchor: None,
         };
-        let plan =
-            plan_insert(vec![stored.clone()], vec![rec(40, 41_000, PlayOrigin::ExtendedHistory, uri, "Song")], &rules);
+        let plan = plan_insert(
+            vec![stored.clone()],
+            vec![rec(40, 41_000, PlayOrigin::ExtendedHistory, uri, "Song")],
+            &[],
+            &rules,
+        );
         assert_eq!(plan.replacements.len(), 1);
         assert_eq!(plan.replacements[0].anchor, Some(PlayAnchor { at: at(0), to_the_minute: true }));
 
@@ -803,7 +828,7 @@ mod tests {
         let poor =
             HistoryEntry { id: "9".into(), record: rec(20, 1_000, PlayOrigin::ExtendedHistory, uri, "Song"), ..stored };
         let plan =
-            plan_insert(vec![rich, poor], vec![rec(10, 5_000, PlayOrigin::ExtendedHistory, uri, "Song")], &rules);
+            plan_insert(vec![rich, poor], vec![rec(10, 5_000, PlayOrigin::ExtendedHistory, uri, "Song")], &[], &rules);
         assert_eq!(plan.outcome, InsertOutcome { added: 0, replaced: 0, duplicates: 1 });
     }
 }

@@ -172,8 +172,8 @@ impl PlayRecord {
     /// Account data gives end times to the minute (the minute's start). Compared with a
     /// time to the millisecond, such a time stands for any instant of its minute, and the
     /// distance is to the nearest one: the account-data row of a skip that joined a play
-    /// 55 s later still finds that play, and the extended history imported after the
-    /// account data groups as it does alone. Minute against minute, and millisecond
+    /// 55 s later still finds that play, and extended entries imported after the account
+    /// data find the plays their rows started. Minute against minute, and millisecond
     /// against millisecond, the times compare as they are.
     pub fn anchor_distance_ms(&self, anchor: PlayAnchor) -> i64 {
         anchor_distance_ms(

@@ -9,7 +9,7 @@ use crate::{MongoStore, META, PLAYS, ROLLUPS};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use echostats_core::ingest::{plan_insert, Replacement, RollupDelta};
-use echostats_core::model::{HistoryEntry, PlayRecord, RollupDay};
+use echostats_core::model::{HistoryEntry, PlayAnchor, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
 use echostats_core::store::{InsertOutcome, PlayBatch};
 use echostats_core::Result;
@@ -164,11 +164,15 @@ impl MongoStore {
 
 #[async_trait]
 impl PlayBatch for MongoBatch {
-    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+    async fn insert_anchored(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> Result<InsertOutcome> {
         if self.poisoned {
             return Err(MongoError::Poisoned.into_core());
         }
-        let result = self.insert_inner(plays).await;
+        let result = self.insert_inner(plays, anchored).await;
         self.poisoned = result.is_err();
         result.map_err(MongoError::into_core)
     }
@@ -194,7 +198,11 @@ impl PlayBatch for MongoBatch {
 }
 
 impl MongoBatch {
-    async fn insert_inner(&mut self, plays: Vec<PlayRecord>) -> MongoResult<InsertOutcome> {
+    async fn insert_inner(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> MongoResult<InsertOutcome> {
         let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
         else {
             return Ok(InsertOutcome::default());
@@ -219,7 +227,7 @@ impl MongoBatch {
         }
         drop(cursor);
 
-        let plan = plan_insert(existing, plays, &self.rules);
+        let plan = plan_insert(existing, plays, &anchored, &self.rules);
         let mut outcome = plan.outcome;
         let mut delta = plan.delta;
 

@@ -157,9 +157,13 @@ async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules)
 
 #[async_trait]
 impl PlayBatch for SqlBatch {
-    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+    async fn insert_anchored(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> Result<InsertOutcome> {
         self.usable()?;
-        let result = self.insert_inner(plays).await;
+        let result = self.insert_inner(plays, anchored).await;
         self.settle(result)
     }
 
@@ -357,7 +361,11 @@ impl SqlBatch {
     /// core idle. That needs the ids of queued plays before they are written, which only
     /// SQLite gives (the batch holds the database write lock and AUTOINCREMENT hands out
     /// consecutive ids); PostgreSQL writes each chunk before returning.
-    async fn insert_inner(&mut self, plays: Vec<PlayRecord>) -> SqlResult<InsertOutcome> {
+    async fn insert_inner(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> SqlResult<InsertOutcome> {
         let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
         else {
             return Ok(InsertOutcome::default());
@@ -377,7 +385,7 @@ impl SqlBatch {
         let planning = tokio::task::spawn_blocking(move || {
             // Item totals are counted as plays are written, per play id (the plan's
             // item deltas carry no ids).
-            let mut plan = plan_insert_with(existing, plays, &rules, PlanDeltas::DaysOnly);
+            let mut plan = plan_insert_with(existing, plays, &anchored, &rules, PlanDeltas::DaysOnly);
             // The keys move into the derived columns (nothing reads them after).
             let keys = std::mem::take(&mut plan.insert_keys);
             let derived: Vec<Derived> = plan.inserts.iter().zip(keys).map(|(r, k)| Derived::from_keys(r, k)).collect();

@@ -1,7 +1,7 @@
 //! Extended streaming history rows (`endsong_N.json`, `Streaming_History_Audio_*.json`).
 
 use super::row::RawEntry;
-use crate::model::{PlayKind, PlayOrigin, PlayRecord};
+use crate::model::{PlayAnchor, PlayKind, PlayOrigin, PlayRecord};
 use chrono::{DateTime, Utc};
 
 /// `offline_timestamp` values above this are milliseconds, below it seconds
@@ -73,6 +73,24 @@ pub(crate) fn to_record(raw: RawEntry) -> Result<PlayRecord, String> {
     Ok(r)
 }
 
+/// Converts one extended history row, with the anchor of the play it stands for when
+/// `echostats export` wrote one (`echostats_anchor`, epoch milliseconds, and
+/// `echostats_anchor_minute`).
+pub(crate) fn to_play(mut raw: RawEntry) -> Result<(PlayRecord, Option<PlayAnchor>), String> {
+    let anchor_ms = std::mem::take(&mut raw.echostats_anchor).optional("echostats_anchor")?;
+    let to_the_minute = std::mem::take(&mut raw.echostats_anchor_minute).optional("echostats_anchor_minute")?;
+    let record = to_record(raw)?;
+    let anchor = match anchor_ms {
+        Some(ms) => {
+            let at = DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| format!("`echostats_anchor` is not a time in milliseconds: {ms}"))?;
+            Some(PlayAnchor { at, to_the_minute: to_the_minute.unwrap_or(false) })
+        }
+        None => None,
+    };
+    Ok((record, anchor))
+}
+
 /// `offline_timestamp` is seconds in some years and milliseconds in others; 0 means none.
 fn offline_time(value: Option<i64>) -> Option<DateTime<Utc>> {
     match value? {
@@ -89,6 +107,22 @@ mod tests {
 
     fn convert(json: &str) -> Result<PlayRecord, String> {
         to_record(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn an_exported_play_brings_its_anchor() {
+        let play = |extra: &str| {
+            to_play(
+                serde_json::from_str(&format!(r#"{{"ts": "2019-02-11T05:02:33Z", "ms_played": 1{extra}}}"#)).unwrap(),
+            )
+        };
+        let (r, anchor) = play(r#", "echostats_anchor": 1549861313000, "echostats_anchor_minute": true"#).unwrap();
+        assert_eq!(r.played_at, Utc.with_ymd_and_hms(2019, 2, 11, 5, 2, 33).unwrap());
+        let at = Utc.with_ymd_and_hms(2019, 2, 11, 5, 1, 53).unwrap();
+        assert_eq!(anchor, Some(PlayAnchor { at, to_the_minute: true }));
+        assert_eq!(play("").unwrap().1, None);
+        let err = play(r#", "echostats_anchor": "yesterday""#).unwrap_err();
+        assert!(err.contains("`echostats_anchor` must be"), "{err}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(crate) mod extended;
 pub(crate) mod row;
 mod stream;
 
-use crate::model::PlayRecord;
+use crate::model::{PlayAnchor, PlayRecord};
 use crate::Error;
 use account::Row;
 use row::{Element, Shape};
@@ -130,6 +130,10 @@ pub enum ParseEvent {
         file: String,
         /// At most `chunk_size` records.
         records: Vec<PlayRecord>,
+        /// The records that carry the anchor of the play they stand for (index into
+        /// `records`, ascending): written by `echostats export`
+        /// ([`crate::store::PlayBatch::insert_anchored`]).
+        anchored: Vec<(usize, PlayAnchor)>,
         /// Entries of this stretch that are not plays.
         rejected: Vec<Rejected>,
     },
@@ -347,6 +351,7 @@ struct FileParser<'s> {
     /// Account entries without names, seen before the format was known.
     undecided: Vec<u64>,
     records: Vec<PlayRecord>,
+    anchored: Vec<(usize, PlayAnchor)>,
     rejected: Vec<Rejected>,
     /// Why the first entry shows this is not a streaming history file.
     not_history: Option<String>,
@@ -369,6 +374,7 @@ impl<'s> FileParser<'s> {
             format: None,
             undecided: Vec::new(),
             records: chunk_vec(chunk_size),
+            anchored: Vec::new(),
             rejected: Vec::new(),
             not_history: None,
             stopped: false,
@@ -388,6 +394,7 @@ impl<'s> FileParser<'s> {
         let chunk = ParseEvent::Chunk {
             file: self.name.to_string(),
             records: std::mem::replace(&mut self.records, chunk_vec(self.chunk_size)),
+            anchored: std::mem::take(&mut self.anchored),
             rejected: std::mem::take(&mut self.rejected),
         };
         self.emit(chunk)
@@ -483,7 +490,11 @@ impl<'s> FileParser<'s> {
                 if shape == Shape::AccountNameless {
                     return Err(format!("entry has the fields of account data, but the file started as {format}"));
                 }
-                Row::Record(extended::to_record(*raw)?)
+                let (record, anchor) = extended::to_play(*raw)?;
+                if let Some(anchor) = anchor {
+                    self.anchored.push((self.records.len(), anchor));
+                }
+                Row::Record(record)
             }
             ExportFormat::AccountMusic => account::music(*raw)?,
             ExportFormat::AccountPodcast => account::podcast(*raw)?,
@@ -659,7 +670,7 @@ mod tests {
             .iter()
             .map(|e| match e {
                 ParseEvent::FileStarted { file, format } => format!("started {file} ({format})"),
-                ParseEvent::Chunk { file, records, rejected } => {
+                ParseEvent::Chunk { file, records, rejected, .. } => {
                     format!("chunk {file} {}+{}", records.len(), rejected.len())
                 }
                 ParseEvent::FileFinished { file, entries } => format!("finished {file} {entries}"),

@@ -209,6 +209,8 @@ pub(crate) struct RawEntry {
     pub echostats_artist_id: Field<String>,
     pub echostats_context_type: Field<String>,
     pub echostats_context_uri: Field<String>,
+    pub echostats_anchor: Field<i64>,
+    pub echostats_anchor_minute: Field<bool>,
     // Account data.
     #[serde(rename = "endTime")]
     pub end_time: Field<String>,

@@ -5,8 +5,8 @@
 use super::*;
 use crate::ingest::{plan_insert, RollupDelta};
 use crate::model::{
-    ApiCallLog, Artist, AudioFeatures, EncryptedTokens, HistoryEntry, JobStatus, PlayKind, PlayRecord, SyncJob, Track,
-    User,
+    ApiCallLog, Artist, AudioFeatures, EncryptedTokens, HistoryEntry, JobStatus, PlayAnchor, PlayKind, PlayRecord,
+    SyncJob, Track, User,
 };
 use crate::rules::{normalize_name, PlayRules};
 use crate::{Error, Result};
@@ -58,7 +58,11 @@ struct MemoryBatch {
 
 #[async_trait]
 impl PlayBatch for MemoryBatch {
-    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+    async fn insert_anchored(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> Result<InsertOutcome> {
         let (Some(min), Some(max)) = (plays.iter().map(|p| p.played_at).min(), plays.iter().map(|p| p.played_at).max())
         else {
             return Ok(InsertOutcome::default());
@@ -66,7 +70,7 @@ impl PlayBatch for MemoryBatch {
         let (lo, hi) = self.rules.candidate_window(min, max);
         let existing: Vec<HistoryEntry> =
             self.staged.iter().filter(|e| e.record.played_at >= lo && e.record.played_at <= hi).cloned().collect();
-        let plan = plan_insert(existing, plays, &self.rules);
+        let plan = plan_insert(existing, plays, &anchored, &self.rules);
         for replacement in plan.replacements {
             if let Some(e) = self.staged.iter_mut().find(|e| e.id == replacement.id) {
                 e.record = replacement.record;

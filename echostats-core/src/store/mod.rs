@@ -74,7 +74,19 @@ impl std::ops::AddAssign for InsertOutcome {
 #[async_trait]
 pub trait PlayBatch: Send {
     /// Adds records. May be called many times (bounded chunks of a large file).
-    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome>;
+    async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
+        self.insert_anchored(plays, Vec::new()).await
+    }
+    /// [`PlayBatch::insert`], where `anchored` lists the records that stand for a stored
+    /// play with its anchor (index into `plays`, ascending): plays that `echostats export`
+    /// wrote, imported back. Such a record is matched from that anchor, and a play it
+    /// starts keeps it, so that an export imported into an empty store gives back every
+    /// play ([`crate::ingest::plan_insert`]).
+    async fn insert_anchored(
+        &mut self,
+        plays: Vec<PlayRecord>,
+        anchored: Vec<(usize, PlayAnchor)>,
+    ) -> Result<InsertOutcome>;
     /// Makes everything inserted visible, atomically.
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Discards everything inserted.
