@@ -68,15 +68,17 @@ impl std::ops::AddAssign for InsertOutcome {
 /// ([`PlayRecord::anchor_distance_ms`]; or of one inserted earlier in the batch) is not
 /// stored twice; when it is richer ([`PlayRecord::richer_than`]) than every such play it
 /// replaces the nearest record in place (same id), which keeps its anchor
-/// ([`HistoryEntry::anchor`], stored with the play and read back by every read of it). Daily rollups and item totals are updated in the same
-/// transaction. Nothing is visible to readers before [`PlayBatch::commit`]; dropping the
-/// batch or calling [`PlayBatch::rollback`] leaves the store as it was.
+/// ([`HistoryEntry::anchor`], stored with the play and read back by every read of it).
+/// Daily rollups and item totals are updated in the same transaction. Nothing is visible
+/// to readers before [`PlayBatch::commit`]; dropping the batch or calling
+/// [`PlayBatch::rollback`] leaves the store as it was.
 #[async_trait]
 pub trait PlayBatch: Send {
     /// Adds records. May be called many times (bounded chunks of a large file).
     async fn insert(&mut self, plays: Vec<PlayRecord>) -> Result<InsertOutcome> {
         self.insert_anchored(plays, Vec::new()).await
     }
+
     /// [`PlayBatch::insert`], where `anchored` lists the records that stand for a stored
     /// play with its anchor (index into `plays`, ascending): plays that `echostats export`
     /// wrote, imported back. Such a record is matched from that anchor, and a play it
