@@ -831,4 +831,27 @@ mod tests {
             plan_insert(vec![rich, poor], vec![rec(10, 5_000, PlayOrigin::ExtendedHistory, uri, "Song")], &[], &rules);
         assert_eq!(plan.outcome, InsertOutcome { added: 0, replaced: 0, duplicates: 1 });
     }
+
+    #[test]
+    fn exported_plays_are_matched_from_the_anchors_they_bring() {
+        let rules = PlayRules::default();
+        let uri = Some("spotify:track:a");
+        let at = |secs: i64| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        // Two plays of an export, their records 60 s apart, the second first: from their
+        // end times they would be one play; from the first one's anchor, 113 s away, two.
+        let plays = vec![
+            rec(113, 32_000, PlayOrigin::ExtendedHistory, uri, "Song"),
+            rec(53, 932, PlayOrigin::ExtendedHistory, uri, "Song"),
+        ];
+        let anchor = PlayAnchor { at: at(0), to_the_minute: false };
+        let plan = plan_insert(vec![], plays.clone(), &[(1, anchor)], &rules);
+        assert_eq!(plan.inserts, plays);
+        assert_eq!(plan.insert_anchors, vec![None, Some(anchor)]);
+        assert_eq!(plan_insert(vec![], plays.clone(), &[], &rules).inserts.len(), 1);
+        // An anchor no store writes (further than a window and a minute from its record)
+        // is not used.
+        let far = PlayAnchor { at: at(53 - 121), to_the_minute: false };
+        let plan = plan_insert(vec![], plays, &[(1, far)], &rules);
+        assert_eq!((plan.inserts.len(), plan.insert_anchors), (1, vec![None]));
+    }
 }
