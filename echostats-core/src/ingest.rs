@@ -4,7 +4,7 @@
 
 use crate::import::{self, ExportFormat, ImportLimits, ParseEvent, Rejected};
 use crate::model::{HistoryEntry, PlayAnchor, PlayKind, PlayRecord, RollupDay};
-use crate::rules::{anchor_distance_ms, PlayKeys, PlayRules};
+use crate::rules::{anchor_distance_ms, PlayKeys, PlayRules, MINUTE_MS};
 use crate::store::{InsertOutcome, ItemKind, PlayBatch, Store};
 use crate::{Error, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -195,9 +195,6 @@ pub fn plan_insert_with(
     plan.outcome.duplicates = incoming_count - plan.outcome.added - plan.outcome.replaced;
     plan
 }
-
-/// One minute in milliseconds: how far a time to the minute reaches.
-const MINUTE_MS: i64 = 60_000;
 
 /// A play's anchor as stores keep it ([`HistoryEntry::anchor`]): `None` when the record
 /// implies it.

@@ -6,7 +6,7 @@ use crate::model::{PlayAnchor, PlayKind, PlayRecord};
 use chrono::{DateTime, Duration, Utc};
 
 /// One minute, the precision of account data's end times.
-const MINUTE_MS: i64 = 60_000;
+pub(crate) const MINUTE_MS: i64 = 60_000;
 
 /// Tunable play rules. The defaults are the documented ones (README, "Play rules").
 #[derive(Debug, Clone, PartialEq, Eq)]
