@@ -31,7 +31,7 @@ macro_rules! conformance_tests {
     ($factory:path) => {
         $crate::conformance_tests!(@each $factory;
             insert_and_dedupe, richer_record_wins, reimport_is_idempotent, account_data_after_extended_adds_nothing,
-            runs_of_one_track_imported_again_add_nothing,
+            runs_of_one_track_imported_again_add_nothing, a_narrower_window_still_meets_plays_stored_under_a_wider_one,
             export_imports_back_unchanged, failed_file_leaves_nothing, rollback_leaves_nothing, overview_matches_raw_for_every_period,
             trend_matches_raw, rollups_follow_inserts, rebuild_applies_new_rules, history_pagination_and_filters,
             plays_arrive_in_chunks, user_isolation, error_kinds, catalog_roundtrip, tokens_roundtrip, jobs_lifecycle,
@@ -394,6 +394,34 @@ pub async fn runs_of_one_track_imported_again_add_nothing(store: &dyn Store) {
         let first = shuffled_batches(&entries, &mut rng, 40);
         let again = shuffled_batches(&entries, &mut rng, 40);
         check_imported_again(store, &user, first, again).await;
+    }
+}
+
+/// A play stored under a wide duplicate window can end further from its anchor than a
+/// narrower window reaches: imports under the narrower window, in later batches and
+/// after a rebuild, must still meet it, or they add its entries again.
+pub async fn a_narrower_window_still_meets_plays_stored_under_a_wider_one(store: &dyn Store) {
+    use PlayOrigin::ExtendedHistory;
+    let uri = Some("spotify:track:wide");
+    let wide = PlayRules { duplicate_window: Duration::seconds(300), ..PlayRules::default() };
+    // Anchored at 0 s, the play's record ends at 290 s once the richer entry replaces it.
+    insert_all(store, "u", vec![track(0, 40_000, ExtendedHistory, uri, "Airbag", "Radiohead")], &wide).await;
+    let out =
+        insert_all(store, "u", vec![track(290, 200_000, ExtendedHistory, uri, "Airbag", "Radiohead")], &wide).await;
+    assert_eq!((out.added, out.replaced), (0, 1), "{out:?}");
+    let stored = all_history(store, "u").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    // Entries within the default 60 s of the anchor, 340 s and more before the record:
+    // the same play, which is richer. The third batch changes the minimum play length
+    // too, so the store rebuilds its aggregates first.
+    let narrow = PlayRules::default();
+    let rebuilt = PlayRules { min_play_ms: 20_000, ..PlayRules::default() };
+    for (secs, rules) in [(-50, &narrow), (-45, &narrow), (-55, &rebuilt)] {
+        let entry = track(secs, 35_000, ExtendedHistory, uri, "Airbag", "Radiohead");
+        let out = insert_all(store, "u", vec![entry], rules).await;
+        assert_eq!((out.added, out.replaced, out.duplicates), (0, 0, 1), "entry at {secs} s: {out:?}");
+        assert_eq!(all_history(store, "u").await, stored, "entry at {secs} s");
     }
 }
 

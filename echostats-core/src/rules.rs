@@ -20,15 +20,31 @@ pub struct PlayRules {
 impl PlayRules {
     /// The end times of the stored plays that entries ending between `first` and `last`
     /// can be duplicates of: what a store reads (plays of the entries' kinds) to plan a
-    /// chunk.
+    /// chunk. `stored_window` is the widest duplicate window the user's plays were ever
+    /// stored under (see [`PlayRules::widest_window`]).
     ///
     /// An entry ending at `t` matches a play anchored within the window `W` of `t`, where
     /// either time may stand for a whole minute: anchors in `[t - W - 1 min, t + W + 1
-    /// min]`. A play's record matched its anchor the same way when it was stored, so it
-    /// ends within a window and a minute of the anchor. Together: within `2W + 2 min`.
-    pub fn candidate_window(&self, first: DateTime<Utc>, last: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let reach = self.duplicate_window * 2 + Duration::milliseconds(2 * MINUTE_MS);
+    /// min]`. A play's record matched its anchor the same way when it was stored, under
+    /// the window of that day: it ends within that window and a minute of the anchor.
+    /// Together: within `W + stored_window + 2 min`. Reading by the current window alone
+    /// would miss plays stored under a wider one, and a later import would add them again.
+    pub fn candidate_window(
+        &self,
+        stored_window: Duration,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+    ) -> (DateTime<Utc>, DateTime<Utc>) {
+        let reach =
+            self.duplicate_window + self.widest_window(Some(stored_window)) + Duration::milliseconds(2 * MINUTE_MS);
         (first - reach, last + reach)
+    }
+
+    /// The widest duplicate window a user's plays have been stored under once a batch
+    /// under these rules begins: what the store keeps for [`PlayRules::candidate_window`]
+    /// (`stored` is what it kept so far, `None` for a new user).
+    pub fn widest_window(&self, stored: Option<Duration>) -> Duration {
+        stored.map_or(self.duplicate_window, |w| w.max(self.duplicate_window))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::codec::{day_doc, day_from_doc, day_num, entry_from_doc, ms_ceil, ms_f
 use crate::error::{is_duplicate, MongoError, MongoResult};
 use crate::{MongoStore, META, PLAYS, ROLLUPS};
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
 use echostats_core::ingest::{plan_insert, Replacement, RollupDelta};
 use echostats_core::model::{HistoryEntry, PlayAnchor, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
@@ -33,6 +33,9 @@ pub(crate) struct MongoBatch {
     _guard: OwnedMutexGuard<()>,
     user_id: String,
     rules: PlayRules,
+    /// The widest duplicate window the user's plays were stored under, these rules' own
+    /// included: what the candidate reads reach by.
+    widest_window: Duration,
     days: BTreeMap<NaiveDate, RollupDay>,
     poisoned: bool,
 }
@@ -55,16 +58,17 @@ impl MongoStore {
     pub(crate) async fn begin_batch_inner(&self, user_id: &str, rules: &PlayRules) -> MongoResult<MongoBatch> {
         let guard = self.user_lock(user_id).lock_owned().await;
         let mut session = self.begin_session().await?;
-        match self.stored_min_play_ms(user_id, Some(&mut session)).await? {
+        let widest_window = match self.stored_min_play_ms(user_id, Some(&mut session)).await? {
             Some(min) if min != rules.min_play_ms => self.rebuild_in(&mut session, user_id, rules).await?,
             _ => self.store_rules(&mut session, user_id, rules).await?,
-        }
+        };
         Ok(MongoBatch {
             store: self.clone(),
             session,
             _guard: guard,
             user_id: user_id.to_string(),
             rules: rules.clone(),
+            widest_window,
             days: BTreeMap::new(),
             poisoned: false,
         })
@@ -90,19 +94,32 @@ impl MongoStore {
         Ok(self.stored_min_play_ms(user_id, None).await?.unwrap_or(PlayRules::default().min_play_ms))
     }
 
-    async fn store_rules(&self, session: &mut ClientSession, user_id: &str, rules: &PlayRules) -> MongoResult<()> {
-        self.coll(META)
-            .update_one(
-                doc! { "_id": rules_id(user_id) },
-                doc! { "$set": {
-                    "min_play_ms": rules.min_play_ms,
-                    "duplicate_window_ms": rules.duplicate_window.num_milliseconds(),
-                } },
-            )
-            .upsert(true)
-            .session(session)
-            .await?;
-        Ok(())
+    /// Stores `rules` as the user's and widens the kept widest window to theirs; returns
+    /// that window.
+    async fn store_rules(
+        &self,
+        session: &mut ClientSession,
+        user_id: &str,
+        rules: &PlayRules,
+    ) -> MongoResult<Duration> {
+        let meta = self.coll(META);
+        let stored = meta.find_one(doc! { "_id": rules_id(user_id) }).session(&mut *session).await?;
+        let stored_window = stored
+            .and_then(|d| num(&d, "widest_window_ms").or_else(|| num(&d, "duplicate_window_ms")))
+            .map(Duration::milliseconds);
+        let widest = rules.widest_window(stored_window);
+        meta.update_one(
+            doc! { "_id": rules_id(user_id) },
+            doc! { "$set": {
+                "min_play_ms": rules.min_play_ms,
+                "duplicate_window_ms": rules.duplicate_window.num_milliseconds(),
+                "widest_window_ms": widest.num_milliseconds(),
+            } },
+        )
+        .upsert(true)
+        .session(session)
+        .await?;
+        Ok(widest)
     }
 
     /// Reserves `n` consecutive play ids of the user, in the batch's transaction (a
@@ -121,13 +138,13 @@ impl MongoStore {
     }
 
     /// Rebuilds the user's rollups from raw plays under `rules`, in `session`'s
-    /// transaction, and stores the rules.
+    /// transaction, and stores the rules (returning the widest window, as `store_rules`).
     pub(crate) async fn rebuild_in(
         &self,
         session: &mut ClientSession,
         user_id: &str,
         rules: &PlayRules,
-    ) -> MongoResult<()> {
+    ) -> MongoResult<Duration> {
         self.coll(ROLLUPS).delete_many(doc! { "u": user_id }).session(&mut *session).await?;
         let mut days: BTreeMap<NaiveDate, RollupDay> = BTreeMap::new();
         let mut cursor = self
@@ -207,7 +224,7 @@ impl MongoBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = self.rules.candidate_window(min, max);
+        let (lo, hi) = self.rules.candidate_window(self.widest_window, min, max);
         let user_id = self.user_id.as_str();
         let plays_coll = self.store.coll(PLAYS);
 

@@ -11,7 +11,7 @@ use crate::play_items::{CommittedItems, ItemIds, Wanted};
 use crate::sqlite_bulk::{self, BulkTable, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use echostats_core::ingest::{plan_insert_with, PlanDeltas, Replacement};
 use echostats_core::model::{HistoryEntry, PlayAnchor, PlayRecord, RollupDay};
 use echostats_core::rules::PlayRules;
@@ -45,6 +45,9 @@ pub(crate) struct SqlBatch {
     dialect: Dialect,
     user_id: String,
     rules: PlayRules,
+    /// The widest duplicate window the user's plays were stored under, these rules' own
+    /// included: what the candidate reads reach by.
+    widest_window: Duration,
     /// Aggregate changes not written yet (since the savepoint, while one is set).
     pending: Pending,
     /// The open savepoint, if any.
@@ -83,12 +86,12 @@ impl SqlStore {
     /// store always aggregates under the rules of the last batch).
     pub(crate) async fn begin_batch_inner(&self, user_id: &str, rules: &PlayRules) -> SqlResult<SqlBatch> {
         let mut tx = self.begin_user_tx(user_id).await?;
-        match stored_rules(&mut tx, user_id).await? {
-            Some(min_play_ms) if min_play_ms != rules.min_play_ms => {
+        let widest_window = match stored_rules(&mut tx, user_id).await? {
+            Some(stored) if stored.min_play_ms != rules.min_play_ms => {
                 rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?
             }
             _ => store_rules(&mut tx, user_id, rules).await?,
-        }
+        };
         let next_id = match self.dialect {
             Dialect::Sqlite => Some(next_play_id(&mut tx).await?),
             Dialect::Postgres => None,
@@ -99,6 +102,7 @@ impl SqlStore {
             dialect: self.dialect,
             user_id: user_id.to_string(),
             rules: rules.clone(),
+            widest_window,
             pending: Pending::default(),
             savepoint: None,
             queued: Queued::default(),
@@ -133,26 +137,43 @@ async fn next_play_id(conn: &mut AnyConnection) -> SqlResult<i64> {
     Ok(row.try_get(0)?)
 }
 
-async fn stored_rules(conn: &mut AnyConnection, user_id: &str) -> SqlResult<Option<i64>> {
-    let row =
-        conn.fetch_optional(sqlx::query("SELECT min_play_ms FROM user_rules WHERE user_id = $1").bind(user_id)).await?;
-    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+/// The rules a user's stored plays were written under: the minimum play length their
+/// `counted` flags follow, and the widest duplicate window any of them was matched under.
+struct StoredRules {
+    min_play_ms: i64,
+    widest_window: Duration,
 }
 
-async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules) -> SqlResult<()> {
-    let window_ms = rules.duplicate_window.num_milliseconds();
+async fn stored_rules(conn: &mut AnyConnection, user_id: &str) -> SqlResult<Option<StoredRules>> {
+    let row = conn
+        .fetch_optional(
+            sqlx::query(
+                "SELECT min_play_ms, COALESCE(widest_window_ms, duplicate_window_ms) FROM user_rules WHERE user_id = $1",
+            )
+            .bind(user_id),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(StoredRules { min_play_ms: row.try_get(0)?, widest_window: Duration::milliseconds(row.try_get(1)?) }))
+}
+
+/// Stores `rules` as the user's and widens the kept widest window to theirs; returns
+/// that window, which the candidate reads of a batch reach by.
+async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules) -> SqlResult<Duration> {
+    let widest = rules.widest_window(stored_rules(conn, user_id).await?.map(|s| s.widest_window));
     conn.execute(
         sqlx::query(
-            "INSERT INTO user_rules (user_id, min_play_ms, duplicate_window_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET min_play_ms = excluded.min_play_ms, \
-             duplicate_window_ms = excluded.duplicate_window_ms",
+            "INSERT INTO user_rules (user_id, min_play_ms, duplicate_window_ms, widest_window_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET min_play_ms = excluded.min_play_ms, \
+             duplicate_window_ms = excluded.duplicate_window_ms, widest_window_ms = excluded.widest_window_ms",
         )
         .bind(user_id)
         .bind(rules.min_play_ms)
-        .bind(window_ms),
+        .bind(rules.duplicate_window.num_milliseconds())
+        .bind(widest.num_milliseconds()),
     )
     .await?;
-    Ok(())
+    Ok(widest)
 }
 
 #[async_trait]
@@ -370,7 +391,7 @@ impl SqlBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = self.rules.candidate_window(min, max);
+        let (lo, hi) = self.rules.candidate_window(self.widest_window, min, max);
         let window = Window { lo, hi, kinds: plays.iter().map(|p| p.kind.code()).collect() };
         let dialect = self.dialect;
 
@@ -804,13 +825,14 @@ async fn write_days(conn: &mut AnyConnection, dialect: Dialect, user_id: &str, d
 }
 
 /// Recomputes the `counted` flag and keys of every play of the user under `rules`, then
-/// rebuilds rollups and item totals from scratch, and stores the rules.
+/// rebuilds rollups and item totals from scratch, and stores the rules (returning the
+/// widest window, as [`store_rules`]).
 pub(crate) async fn rebuild_in_tx(
     conn: &mut AnyConnection,
     dialect: Dialect,
     user_id: &str,
     rules: &PlayRules,
-) -> SqlResult<()> {
+) -> SqlResult<Duration> {
     // The flag in one statement (what a change of rules touches) ...
     conn.execute(
         sqlx::query(
@@ -887,7 +909,7 @@ pub(crate) async fn rebuild_in_tx(
     let days: Vec<RollupDay> = days.into_values().collect();
     write_days(conn, dialect, user_id, &days).await?;
     items::upsert_items(conn, dialect, user_id, &items).await?;
-    store_rules(conn, user_id, rules).await?;
+    let widest = store_rules(conn, user_id, rules).await?;
     tracing::debug!(
         user_id,
         days = days.len(),
@@ -895,5 +917,5 @@ pub(crate) async fn rebuild_in_tx(
         repaired = counted_fixes.len() + item_fixes.len(),
         "rebuilt rollups"
     );
-    Ok(())
+    Ok(widest)
 }

@@ -123,6 +123,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "play items", include_str!("../migrations/sqlite/0003_play_items.sql")),
     (4, "no item name indexes", include_str!("../migrations/sqlite/0004_no_item_name_indexes.sql")),
     (5, "play anchor", include_str!("../migrations/sqlite/0005_play_anchor.sql")),
+    (6, "widest window", include_str!("../migrations/sqlite/0006_widest_window.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -130,6 +131,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "play items", include_str!("../migrations/postgres/0003_play_items.sql")),
     (4, "no item name indexes", include_str!("../migrations/postgres/0004_no_item_name_indexes.sql")),
     (5, "play anchor", include_str!("../migrations/postgres/0005_play_anchor.sql")),
+    (6, "widest window", include_str!("../migrations/postgres/0006_widest_window.sql")),
 ];
 
 /// The migrations of one dialect, embedded in the binary (same checksums as

@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::rules::{normalize_name, PlayRules};
 use crate::{Error, Result};
+use chrono::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -18,6 +19,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 struct UserData {
     plays: Vec<HistoryEntry>,
     rules: PlayRules,
+    /// The widest duplicate window the plays were stored under (`None`: no batch yet).
+    widest_window: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -50,6 +53,8 @@ struct MemoryBatch {
     guard: OwnedMutexGuard<Inner>,
     user_id: String,
     rules: PlayRules,
+    /// `rules.widest_window` of the stored one: what the candidate read reaches by.
+    widest_window: Duration,
     staged: Vec<HistoryEntry>,
     next_id: u64,
     /// The open savepoint: the staged plays and next id as they were.
@@ -67,7 +72,7 @@ impl PlayBatch for MemoryBatch {
         else {
             return Ok(InsertOutcome::default());
         };
-        let (lo, hi) = self.rules.candidate_window(min, max);
+        let (lo, hi) = self.rules.candidate_window(self.widest_window, min, max);
         let existing: Vec<HistoryEntry> =
             self.staged.iter().filter(|e| e.record.played_at >= lo && e.record.played_at <= hi).cloned().collect();
         let plan = plan_insert(existing, plays, &anchored, &self.rules);
@@ -86,11 +91,12 @@ impl PlayBatch for MemoryBatch {
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        let MemoryBatch { mut guard, user_id, rules, staged, next_id, .. } = *self;
+        let MemoryBatch { mut guard, user_id, rules, widest_window, staged, next_id, .. } = *self;
         guard.next_id = next_id;
         let data = guard.data.entry(user_id).or_default();
         data.plays = staged;
         data.rules = rules;
+        data.widest_window = Some(widest_window);
         Ok(())
     }
 
@@ -144,11 +150,13 @@ impl HistoryStore for MemoryStore {
     async fn begin_batch(&self, user_id: &str, rules: &PlayRules) -> Result<Box<dyn PlayBatch>> {
         let guard = self.inner.clone().lock_owned().await;
         let staged = guard.data.get(user_id).map(|d| d.plays.clone()).unwrap_or_default();
+        let widest_window = rules.widest_window(guard.data.get(user_id).and_then(|d| d.widest_window));
         let next_id = guard.next_id;
         Ok(Box::new(MemoryBatch {
             guard,
             user_id: user_id.to_string(),
             rules: rules.clone(),
+            widest_window,
             staged,
             next_id,
             savepoint: None,
