@@ -116,10 +116,11 @@ impl ExportArgs {
         let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
         let start = self.start.map(midnight);
         let end = self.end.map(|d| d.succ_opt().context("--end is the last day there is")).transpose()?.map(midnight);
-        if let (Some(first), Some(last)) = (self.start, self.end) {
-            anyhow::ensure!(first <= last, "--start ({first}) is after --end ({last})");
-        }
-        Ok(TimeWindow::open_ended(start, end))
+        // `end` is the midnight after the last day: empty exactly when `--start` is after `--end`.
+        TimeWindow::open_ended(start, end).map_err(|w| {
+            let (first, last) = (w.start.date_naive(), w.end.date_naive().pred_opt().unwrap_or(chrono::NaiveDate::MIN));
+            anyhow::anyhow!("--start ({first}) is after --end ({last})")
+        })
     }
 }
 

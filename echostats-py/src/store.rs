@@ -106,18 +106,14 @@ impl Store {
         end: Option<DateTime<Utc>>,
         artist: Option<&str>,
     ) -> PyResult<PyTable> {
-        if let (Some(s), Some(e)) = (start, end) {
-            if s >= e {
-                return Err(invalid(py, format!("start ({s}) must be before end ({e})")));
-            }
-        }
+        // The store filters by time, also with one side open: `history(start=...)` reads
+        // only the plays from `start` on.
+        let window = TimeWindow::open_ended(start, end)
+            .map_err(|w| invalid(py, format!("start ({}) must be before end ({})", w.start, w.end)))?;
         let store = self.inner.clone();
         let artist_key = artist.map(normalize_name);
         let batches = block_on(py, async move {
             require_user(&*store, user).await?;
-            // The store filters by time, also with one side open: `history(start=...)`
-            // reads only the plays from `start` on.
-            let window = TimeWindow::open_ended(start, end);
             let keep = |r: &echostats::PlayRecord| {
                 artist_key.as_ref().is_none_or(|k| r.artist_name.as_deref().is_some_and(|a| normalize_name(a) == *k))
             };

@@ -29,17 +29,38 @@ impl TimeWindow {
     /// The window from `start` to `end` where a missing side reaches as far as a timestamp
     /// can; `None` (everything) when both are missing. Stores filter by it, so a window
     /// open on one side still reads only the plays inside it.
-    pub fn open_ended(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Option<Self> {
-        (start.is_some() || end.is_some()).then(|| TimeWindow {
+    /// Fails when both sides are given and `start` is not before `end`: such a window
+    /// holds nothing, which is never what the person asking meant (each front end says
+    /// so in the names of its own parameters).
+    pub fn open_ended(
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> std::result::Result<Option<Self>, EmptyWindow> {
+        if let (Some(start), Some(end)) = (start, end) {
+            if start >= end {
+                return Err(EmptyWindow { start, end });
+            }
+        }
+        Ok((start.is_some() || end.is_some()).then(|| TimeWindow {
             start: start.unwrap_or(DateTime::<Utc>::MIN_UTC),
             end: end.unwrap_or(DateTime::<Utc>::MAX_UTC),
-        })
+        }))
     }
 
     /// Whether `t` falls inside.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         t >= self.start && t < self.end
     }
+}
+
+/// A time window asked for with its end not after its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the window ends ({end}) before it starts ({start})")]
+pub struct EmptyWindow {
+    /// The start asked for.
+    pub start: DateTime<Utc>,
+    /// The end asked for, not after `start`.
+    pub end: DateTime<Utc>,
 }
 
 /// What one [`PlayBatch::insert`] did.
@@ -421,3 +442,27 @@ pub trait Store:
 }
 
 impl<T: HistoryStore + AnalyticsStore + CatalogStore + UserStore + JobStore + ApiLogStore + StoreHealth> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_window_is_open_where_a_side_is_missing_and_never_empty() {
+        let (a, b) =
+            (Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap());
+        assert_eq!(TimeWindow::open_ended(None, None), Ok(None));
+        assert_eq!(TimeWindow::open_ended(Some(a), Some(b)), Ok(Some(TimeWindow { start: a, end: b })));
+        assert_eq!(
+            TimeWindow::open_ended(Some(a), None),
+            Ok(Some(TimeWindow { start: a, end: DateTime::<Utc>::MAX_UTC }))
+        );
+        assert_eq!(
+            TimeWindow::open_ended(None, Some(b)),
+            Ok(Some(TimeWindow { start: DateTime::<Utc>::MIN_UTC, end: b }))
+        );
+        assert_eq!(TimeWindow::open_ended(Some(b), Some(a)), Err(EmptyWindow { start: b, end: a }));
+        assert_eq!(TimeWindow::open_ended(Some(a), Some(a)), Err(EmptyWindow { start: a, end: a }));
+    }
+}

@@ -72,12 +72,8 @@ impl ExportApi {
     ) -> Result<ExportResponse, ApiError> {
         let start = start_date.0.as_deref().map(|s| parse_instant("start_date", s, false)).transpose()?;
         let end = end_date.0.as_deref().map(|s| parse_instant("end_date", s, true)).transpose()?;
-        if let (Some(s), Some(e)) = (start, end) {
-            if s >= e {
-                return Err(ApiError::invalid("query", "end_date", "end_date must be after start_date"));
-            }
-        }
-        let window = TimeWindow::open_ended(start, end);
+        let window = TimeWindow::open_ended(start, end)
+            .map_err(|_| ApiError::invalid("query", "end_date", "end_date must be after start_date"))?;
         let dir = state.config.upload_dir.clone().unwrap_or_else(std::env::temp_dir);
         let disk = |e: io::Error| {
             tracing::error!(error = %e, dir = %dir.display(), "cannot write an export");
