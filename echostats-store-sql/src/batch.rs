@@ -726,24 +726,22 @@ async fn insert_rows(
             conn.fetch_all(q).await?.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<_, _>>()?
         }
         Dialect::Sqlite => {
-            // The function checked that each row got the id after the one before.
-            let last: i64 = conn.fetch_one(q).await?.try_get(0)?;
-            let n = n as i64;
+            let ids = sqlite_bulk::inserted_ids(conn, q, n).await?;
             #[cfg(debug_assertions)]
             {
                 let row = conn
                     .fetch_one(
-                        sqlx::query("SELECT COUNT(*) FROM plays WHERE user_id = $1 AND id > $2 AND id <= $3")
+                        sqlx::query("SELECT COUNT(*) FROM plays WHERE user_id = $1 AND id >= $2 AND id <= $3")
                             .bind(user_id)
-                            .bind(last - n)
-                            .bind(last),
+                            .bind(*ids.start())
+                            .bind(*ids.end()),
                     )
                     .await?;
-                debug_assert_eq!(row.try_get::<i64, _>(0)?, n, "inserted ids are not consecutive");
+                debug_assert_eq!(row.try_get::<i64, _>(0)?, n as i64, "inserted ids are not consecutive");
             }
             #[cfg(not(debug_assertions))]
             let _ = user_id;
-            (last - n + 1..=last).collect()
+            ids.collect()
         }
     };
     if ids.len() != n {

@@ -2,7 +2,7 @@
 
 use crate::codec::{bind_values, cached_sql, item_values, statement_rows, Derived, Ph, ITEM_WRITE_COLS, MAX_BINDS};
 use crate::error::{SqlError, SqlResult};
-use crate::sqlite_bulk::{BulkTable, PackedRows};
+use crate::sqlite_bulk::{self, BulkTable, PackedRows};
 use crate::Dialect;
 use echostats_core::model::PlayRecord;
 use sqlx::{AnyConnection, Executor, Row};
@@ -134,9 +134,8 @@ impl ItemIds {
             for w in wanted {
                 packed.push(item_values(w.ident, w.record, w.derived));
             }
-            let last: i64 = conn.fetch_one(packed.into_call()).await?.try_get(0)?;
-            let first = last - wanted.len() as i64 + 1;
-            for (w, id) in wanted.iter().zip(first..) {
+            let ids = sqlite_bulk::inserted_ids(conn, packed.into_call(), wanted.len()).await?;
+            for (w, id) in wanted.iter().zip(ids) {
                 self.known.insert(w.ident.to_string(), Known { id, batch: self.batch });
             }
             return Ok(());

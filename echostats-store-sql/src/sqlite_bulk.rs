@@ -131,7 +131,8 @@ impl PackedRows {
         }
     }
 
-    /// The statement inserting these rows; it returns the id of the last one.
+    /// The statement inserting these rows; it returns the id of the last one (run it
+    /// with [`inserted_ids`]).
     pub(crate) fn into_call<'q>(self) -> Query<'q> {
         sqlx::query(INSERT_ROWS_CALL).bind(self.bytes)
     }
@@ -315,6 +316,19 @@ unsafe extern "C" fn insert_rows(ctx: *mut ffi::sqlite3_context, argc: c_int, ar
         Ok(last_id) => ffi::sqlite3_result_int64(ctx, last_id),
         Err((code, message)) => result_error(ctx, code, &message),
     }
+}
+
+/// Runs `call` ([`PackedRows::into_call`]) of `rows` rows and returns the ids they got,
+/// in pack order: the function checked that they are consecutive and end at the id it
+/// returns.
+pub(crate) async fn inserted_ids(
+    conn: &mut sqlx::AnyConnection,
+    call: Query<'_>,
+    rows: usize,
+) -> SqlResult<std::ops::RangeInclusive<i64>> {
+    use sqlx::{Executor, Row};
+    let last: i64 = conn.fetch_one(call).await?.try_get(0)?;
+    Ok(last - rows as i64 + 1..=last)
 }
 
 /// Owns a prepared statement: finalized however the function ends.
