@@ -53,7 +53,8 @@ struct MemoryBatch {
     guard: OwnedMutexGuard<Inner>,
     user_id: String,
     rules: PlayRules,
-    /// `rules.widest_window` of the stored one: what the candidate read reaches by.
+    /// The widest duplicate window the user's plays were stored under, these rules' own
+    /// included: what the candidate read reaches by.
     widest_window: Duration,
     staged: Vec<HistoryEntry>,
     next_id: u64,

@@ -90,7 +90,9 @@ impl std::ops::AddAssign for InsertOutcome {
 /// stored twice; when it is richer ([`PlayRecord::richer_than`]) than every such play it
 /// replaces the nearest record in place (same id), which keeps its anchor
 /// ([`HistoryEntry::anchor`], stored with the play and read back by every read of it).
-/// Daily rollups and item totals are updated in the same transaction. Nothing is visible
+/// This holds whatever windows earlier batches used: a store keeps the widest one each
+/// user's plays were stored under and reads candidates by it
+/// ([`PlayRules::candidate_window`]). Daily rollups and item totals are updated in the same transaction. Nothing is visible
 /// to readers before [`PlayBatch::commit`]; dropping the batch or calling
 /// [`PlayBatch::rollback`] leaves the store as it was.
 #[async_trait]
