@@ -29,6 +29,7 @@ impl TimeWindow {
     /// The window from `start` to `end` where a missing side reaches as far as a timestamp
     /// can; `None` (everything) when both are missing. Stores filter by it, so a window
     /// open on one side still reads only the plays inside it.
+    ///
     /// Fails when both sides are given and `start` is not before `end`: such a window
     /// holds nothing, which is never what the person asking meant (each front end says
     /// so in the names of its own parameters).
@@ -55,7 +56,7 @@ impl TimeWindow {
 
 /// A time window asked for with its end not after its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the window ends ({end}) before it starts ({start})")]
+#[error("the window ends ({end}) at or before its start ({start})")]
 pub struct EmptyWindow {
     /// The start asked for.
     pub start: DateTime<Utc>,
@@ -92,9 +93,9 @@ impl std::ops::AddAssign for InsertOutcome {
 /// ([`HistoryEntry::anchor`], stored with the play and read back by every read of it).
 /// This holds whatever windows earlier batches used: a store keeps the widest one each
 /// user's plays were stored under and reads candidates by it
-/// ([`PlayRules::candidate_window`]). Daily rollups and item totals are updated in the same transaction. Nothing is visible
-/// to readers before [`PlayBatch::commit`]; dropping the batch or calling
-/// [`PlayBatch::rollback`] leaves the store as it was.
+/// ([`PlayRules::candidate_window`]). Daily rollups and item totals are updated in the
+/// same transaction. Nothing is visible to readers before [`PlayBatch::commit`];
+/// dropping the batch or calling [`PlayBatch::rollback`] leaves the store as it was.
 #[async_trait]
 pub trait PlayBatch: Send {
     /// Adds records. May be called many times (bounded chunks of a large file).
