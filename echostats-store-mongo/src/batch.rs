@@ -40,6 +40,12 @@ pub(crate) struct MongoBatch {
     poisoned: bool,
 }
 
+/// The widest duplicate window a rules document says the user's plays were stored under
+/// (the last batch's, for documents from before it was kept).
+fn widest_window_of(rules: &Document) -> Option<Duration> {
+    num(rules, "widest_window_ms").or_else(|| num(rules, "duplicate_window_ms")).map(Duration::milliseconds)
+}
+
 fn rules_id(user_id: &str) -> String {
     format!("rules\u{1f}{user_id}")
 }
@@ -58,9 +64,13 @@ impl MongoStore {
     pub(crate) async fn begin_batch_inner(&self, user_id: &str, rules: &PlayRules) -> MongoResult<MongoBatch> {
         let guard = self.user_lock(user_id).lock_owned().await;
         let mut session = self.begin_session().await?;
-        let widest_window = match self.stored_min_play_ms(user_id, Some(&mut session)).await? {
-            Some(min) if min != rules.min_play_ms => self.rebuild_in(&mut session, user_id, rules).await?,
-            _ => self.store_rules(&mut session, user_id, rules).await?,
+        let stored = self.stored_rules(user_id, Some(&mut session)).await?;
+        let stored_window = stored.as_ref().and_then(widest_window_of);
+        let widest_window = match stored.and_then(|d| num(&d, "min_play_ms")) {
+            Some(min) if min != rules.min_play_ms => {
+                self.rebuild_in(&mut session, user_id, rules, stored_window).await?
+            }
+            _ => self.store_rules(&mut session, user_id, rules, stored_window).await?,
         };
         Ok(MongoBatch {
             store: self.clone(),
@@ -74,51 +84,45 @@ impl MongoStore {
         })
     }
 
-    /// The minimum play length the user's aggregates were computed under.
-    pub(crate) async fn stored_min_play_ms(
-        &self,
-        user_id: &str,
-        session: Option<&mut ClientSession>,
-    ) -> MongoResult<Option<i64>> {
+    /// The user's rules document: the minimum play length the aggregates were computed
+    /// under, the duplicate window of the last batch and the widest one ever used.
+    async fn stored_rules(&self, user_id: &str, session: Option<&mut ClientSession>) -> MongoResult<Option<Document>> {
         let meta = self.coll(META);
         let find = meta.find_one(doc! { "_id": rules_id(user_id) });
-        let found = match session {
+        Ok(match session {
             Some(s) => find.session(s).await?,
             None => find.await?,
-        };
-        Ok(found.and_then(|d| num(&d, "min_play_ms")))
+        })
     }
 
     /// The minimum play length in force for the user's reads.
     pub(crate) async fn min_play_ms(&self, user_id: &str) -> MongoResult<i64> {
-        Ok(self.stored_min_play_ms(user_id, None).await?.unwrap_or(PlayRules::default().min_play_ms))
+        let stored = self.stored_rules(user_id, None).await?.and_then(|d| num(&d, "min_play_ms"));
+        Ok(stored.unwrap_or(PlayRules::default().min_play_ms))
     }
 
-    /// Stores `rules` as the user's and widens the kept widest window to theirs; returns
-    /// that window.
+    /// Stores `rules` as the user's and widens the kept widest window (`stored_window`,
+    /// from [`widest_window_of`] the stored rules) to theirs; returns that window.
     async fn store_rules(
         &self,
         session: &mut ClientSession,
         user_id: &str,
         rules: &PlayRules,
+        stored_window: Option<Duration>,
     ) -> MongoResult<Duration> {
-        let meta = self.coll(META);
-        let stored = meta.find_one(doc! { "_id": rules_id(user_id) }).session(&mut *session).await?;
-        let stored_window = stored
-            .and_then(|d| num(&d, "widest_window_ms").or_else(|| num(&d, "duplicate_window_ms")))
-            .map(Duration::milliseconds);
         let widest = rules.widest_window(stored_window);
-        meta.update_one(
-            doc! { "_id": rules_id(user_id) },
-            doc! { "$set": {
-                "min_play_ms": rules.min_play_ms,
-                "duplicate_window_ms": rules.duplicate_window.num_milliseconds(),
-                "widest_window_ms": widest.num_milliseconds(),
-            } },
-        )
-        .upsert(true)
-        .session(session)
-        .await?;
+        self.coll(META)
+            .update_one(
+                doc! { "_id": rules_id(user_id) },
+                doc! { "$set": {
+                    "min_play_ms": rules.min_play_ms,
+                    "duplicate_window_ms": rules.duplicate_window.num_milliseconds(),
+                    "widest_window_ms": widest.num_milliseconds(),
+                } },
+            )
+            .upsert(true)
+            .session(session)
+            .await?;
         Ok(widest)
     }
 
@@ -144,6 +148,7 @@ impl MongoStore {
         session: &mut ClientSession,
         user_id: &str,
         rules: &PlayRules,
+        stored_window: Option<Duration>,
     ) -> MongoResult<Duration> {
         self.coll(ROLLUPS).delete_many(doc! { "u": user_id }).session(&mut *session).await?;
         let mut days: BTreeMap<NaiveDate, RollupDay> = BTreeMap::new();
@@ -167,13 +172,14 @@ impl MongoStore {
         for chunk in docs.chunks(INSERT_CHUNK) {
             self.coll(ROLLUPS).insert_many(chunk).session(&mut *session).await?;
         }
-        self.store_rules(session, user_id, rules).await
+        self.store_rules(session, user_id, rules, stored_window).await
     }
 
     pub(crate) async fn rebuild_inner(&self, user_id: &str, rules: &PlayRules) -> MongoResult<()> {
         let _guard = self.user_lock(user_id).lock_owned().await;
         let mut session = self.begin_session().await?;
-        self.rebuild_in(&mut session, user_id, rules).await?;
+        let stored_window = self.stored_rules(user_id, Some(&mut session)).await?.as_ref().and_then(widest_window_of);
+        self.rebuild_in(&mut session, user_id, rules, stored_window).await?;
         session.commit_transaction().await?;
         Ok(())
     }

@@ -86,11 +86,13 @@ impl SqlStore {
     /// store always aggregates under the rules of the last batch).
     pub(crate) async fn begin_batch_inner(&self, user_id: &str, rules: &PlayRules) -> SqlResult<SqlBatch> {
         let mut tx = self.begin_user_tx(user_id).await?;
-        let widest_window = match stored_rules(&mut tx, user_id).await? {
+        let stored = stored_rules(&mut tx, user_id).await?;
+        let stored_window = stored.as_ref().map(|s| s.widest_window);
+        let widest_window = match stored {
             Some(stored) if stored.min_play_ms != rules.min_play_ms => {
-                rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?
+                rebuild_in_tx(&mut tx, self.dialect, user_id, rules, stored_window).await?
             }
-            _ => store_rules(&mut tx, user_id, rules).await?,
+            _ => store_rules(&mut tx, user_id, rules, stored_window).await?,
         };
         let next_id = match self.dialect {
             Dialect::Sqlite => Some(next_play_id(&mut tx).await?),
@@ -116,7 +118,8 @@ impl SqlStore {
 
     pub(crate) async fn rebuild_inner(&self, user_id: &str, rules: &PlayRules) -> SqlResult<()> {
         let mut tx = self.begin_user_tx(user_id).await?;
-        rebuild_in_tx(&mut tx, self.dialect, user_id, rules).await?;
+        let stored_window = stored_rules(&mut tx, user_id).await?.map(|s| s.widest_window);
+        rebuild_in_tx(&mut tx, self.dialect, user_id, rules, stored_window).await?;
         tx.commit().await?;
         if let Some(wake) = self.checkpoint_waker() {
             wake.notify_one();
@@ -157,10 +160,16 @@ async fn stored_rules(conn: &mut AnyConnection, user_id: &str) -> SqlResult<Opti
     Ok(Some(StoredRules { min_play_ms: row.try_get(0)?, widest_window: Duration::milliseconds(row.try_get(1)?) }))
 }
 
-/// Stores `rules` as the user's and widens the kept widest window to theirs; returns
-/// that window, which the candidate reads of a batch reach by.
-async fn store_rules(conn: &mut AnyConnection, user_id: &str, rules: &PlayRules) -> SqlResult<Duration> {
-    let widest = rules.widest_window(stored_rules(conn, user_id).await?.map(|s| s.widest_window));
+/// Stores `rules` as the user's and widens the kept widest window (`stored_window`, as
+/// [`stored_rules`] read it) to theirs; returns that window, which the candidate reads
+/// of a batch reach by.
+async fn store_rules(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    rules: &PlayRules,
+    stored_window: Option<Duration>,
+) -> SqlResult<Duration> {
+    let widest = rules.widest_window(stored_window);
     conn.execute(
         sqlx::query(
             "INSERT INTO user_rules (user_id, min_play_ms, duplicate_window_ms, widest_window_ms) \
@@ -830,6 +839,7 @@ pub(crate) async fn rebuild_in_tx(
     dialect: Dialect,
     user_id: &str,
     rules: &PlayRules,
+    stored_window: Option<Duration>,
 ) -> SqlResult<Duration> {
     // The flag in one statement (what a change of rules touches) ...
     conn.execute(
@@ -907,7 +917,7 @@ pub(crate) async fn rebuild_in_tx(
     let days: Vec<RollupDay> = days.into_values().collect();
     write_days(conn, dialect, user_id, &days).await?;
     items::upsert_items(conn, dialect, user_id, &items).await?;
-    let widest = store_rules(conn, user_id, rules).await?;
+    let widest = store_rules(conn, user_id, rules, stored_window).await?;
     tracing::debug!(
         user_id,
         days = days.len(),
