@@ -2,13 +2,12 @@
 
 use crate::codec::{
     bind_play, cached_sql, day_num, derived_from_row, entry_from_row, item_ident, ms_ceil, ms_floor, play_values,
-    statement_rows, Derived, Ph, Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_READ_COL_COUNT,
-    PLAY_WRITE_COLS,
+    statement_rows, Derived, Ph, Query, MAX_BINDS, PLAY_READ_COLS, PLAY_READ_COLS_DERIVED, PLAY_WRITE_COLS,
 };
 use crate::error::{SqlError, SqlResult};
 use crate::items::{self, Items};
 use crate::play_items::{CommittedItems, ItemIds, Wanted};
-use crate::sqlite_bulk::{self, BulkTable, PackedRows};
+use crate::sqlite_bulk::{self, BulkTable, KindMask, PackedRows};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -584,11 +583,6 @@ impl SqlBatch {
     }
 }
 
-/// Window rows read per call of SQLite's read function: bounds the pack in memory
-/// beside the entries already decoded (a handful in unit tests, so that their windows
-/// take several pages).
-const WINDOW_PAGE: i64 = if cfg!(test) { 64 } else { 4096 };
-
 /// The stored plays in `window`, in id order.
 async fn read_window(
     conn: &mut AnyConnection,
@@ -601,19 +595,9 @@ async fn read_window(
         Dialect::Sqlite => {
             // Read in (end time, id) order, a page at a time, then put in id order.
             let mut by_id = Vec::new();
-            let mut after = None;
-            loop {
-                let call = sqlite_bulk::window_call(user_id, lo, hi, window.kinds.iter().copied(), after, WINDOW_PAGE);
-                let packed: Vec<u8> = conn.fetch_one(call).await?.try_get(0)?;
-                let rows = sqlite_bulk::unpack_rows(&packed, PLAY_READ_COL_COUNT, |row| {
-                    let (id, entry) = entry_from_row(row)?;
-                    after = Some(sqlite_bulk::WindowPage { played_at: entry.record.played_at.timestamp_millis(), id });
-                    by_id.push((id, entry));
-                    Ok(())
-                })?;
-                if (rows as i64) < WINDOW_PAGE {
-                    break;
-                }
+            let mut pages = sqlite_bulk::PlayPages::new(user_id, lo, hi, KindMask::of(window.kinds.iter().copied()));
+            while let Some(page) = pages.next(conn).await? {
+                by_id.extend(page);
             }
             by_id.sort_unstable_by_key(|(id, _)| *id);
             Ok(by_id.into_iter().map(|(_, entry)| entry).collect())

@@ -3,6 +3,7 @@
 use crate::codec::{day_from_num, day_num, entry_from_row, ms_ceil, Ph, Query, MAX_BINDS, PLAY_READ_COLS};
 use crate::error::{SqlError, SqlResult};
 use crate::items::{group_from_row, grouped_sql, per_item_key, GroupFilter};
+use crate::sqlite_bulk::{self, KindMask};
 use crate::{Dialect, SqlStore};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -496,8 +497,12 @@ impl HistoryStore for SqlStore {
         self.history_count_inner(user_id, query).await.map_err(self.fail())
     }
 
-    /// Streams the rows and decodes each as it arrives: a whole history collected as
-    /// rows first held every value twice (3 GB for a million plays).
+    /// SQLite: read through the store's read function, a page at a time in one
+    /// transaction. Through sqlx, which copies every value of every row for its thread
+    /// and turns it into an `Any` value, a CSV export of 984k plays took 7.7 s and 12.4 s
+    /// of CPU; this way 3.6 s and 3.1 s. PostgreSQL: streams the rows and decodes each as
+    /// it arrives (a whole history collected as rows first held every value twice: 3 GB
+    /// for a million plays).
     async fn plays_chunked(
         &self,
         user_id: &str,
@@ -506,6 +511,21 @@ impl HistoryStore for SqlStore {
         sink: PlaySink<'_>,
     ) -> Result<()> {
         use futures_util::TryStreamExt;
+        let fail = self.fail();
+        let mut chunker = PlayChunker::new(sink, chunk_size);
+        if self.dialect == Dialect::Sqlite {
+            // `played_at < end` in whole milliseconds, as below.
+            let (lo, hi) = window.map_or((i64::MIN, i64::MAX), |w| (ms_ceil(w.start), ms_ceil(w.end) - 1));
+            let mut tx = self.pool.begin().await.map_err(|e| fail(e.into()))?;
+            let mut pages = sqlite_bulk::PlayPages::new(user_id, lo, hi, KindMask::ALL);
+            while let Some(page) = pages.next(&mut tx).await.map_err(&fail)? {
+                for (_, entry) in page {
+                    chunker.push(entry)?;
+                }
+            }
+            tx.rollback().await.map_err(|e| fail(e.into()))?;
+            return chunker.finish();
+        }
         let (sql, range) = match window {
             None => (format!("SELECT {PLAY_READ_COLS} FROM play_rows WHERE user_id = $1 ORDER BY played_at, id"), None),
             Some(w) => (
@@ -520,8 +540,6 @@ impl HistoryStore for SqlStore {
         if let Some((start, end)) = range {
             query = query.bind(start).bind(end);
         }
-        let fail = self.fail();
-        let mut chunker = PlayChunker::new(sink, chunk_size);
         let mut rows = self.pool.fetch(query);
         while let Some(row) = rows.try_next().await.map_err(|e| fail(e.into()))? {
             chunker.push(entry_from_row(&row).map_err(&fail)?.1)?;
