@@ -1,14 +1,17 @@
-//! Criterion benchmarks: parsing an export, importing it into SQLite, and the overview
-//! of every period over the imported history.
+//! Criterion benchmarks: parsing an export, importing it into SQLite, the overview of
+//! every period over the imported history, and reading that history back (what an export
+//! and Python's `history()` do).
 //!
 //! `cargo bench --bench analytics` uses 1,000,000 extended-history entries; set
 //! `ECHOSTATS_BENCH_ENTRIES` for another size. Targets (README): overview all_time over
 //! 1M plays < 50 ms.
 
+use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use echostats::analytics::{overview, OverviewRequest, Period};
 use echostats::import::{parse_inputs, ImportLimits, ParseEvent};
 use echostats::ingest::{import_paths, ImportOptions};
+use echostats::store::TimeWindow;
 use echostats_core::sample::{generate_export, SampleOptions};
 use std::time::Duration;
 
@@ -54,6 +57,28 @@ fn benches(c: &mut Criterion) {
         let req = OverviewRequest::new(period);
         g.bench_function(format!("{period}_{n}_entries"), |b| {
             b.to_async(&rt).iter(|| async { overview(&*store, "local", &req).await.expect("overview") })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("history_sqlite");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let last_year = TimeWindow { start: Utc::now() - chrono::Duration::days(365), end: Utc::now() };
+    for (name, window) in [("all", None), ("last_365_days", Some(last_year))] {
+        let plays = rt.block_on(store.plays_in("local", window)).expect("history").len();
+        g.throughput(Throughput::Elements(plays as u64));
+        g.bench_function(format!("plays_chunked_{name}_{n}_entries"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let mut read = 0usize;
+                store
+                    .plays_chunked("local", window, 10_000, &mut |chunk| {
+                        read += chunk.len();
+                        Ok(())
+                    })
+                    .await
+                    .expect("plays_chunked");
+                read
+            })
         });
     }
     g.finish();
