@@ -48,8 +48,10 @@ pub struct Replacement {
 
 struct Slot {
     id: Option<String>,
-    /// Boxed: only the few stored records in the window have one, and every slot of a
-    /// chunk is moved around (a record and its keys are ~550 bytes).
+    /// A stored play's record and keys as read, kept when an entry first replaces them
+    /// (moved out, not cloned: importing an export again cloned every stored record in
+    /// every window for the few that change). Boxed: few slots have one, and every slot
+    /// of a chunk is moved around (a record and its keys are ~550 bytes).
     original: Option<Box<(PlayRecord, PlayKeys)>>,
     record: PlayRecord,
     keys: PlayKeys,
@@ -115,8 +117,7 @@ pub fn plan_insert_with(
         let keys = e.record.keys(rules);
         let anchor = e.play_anchor();
         let (anchor_ms, anchor_minute) = (anchor.at.timestamp_millis(), anchor.to_the_minute);
-        let original = Some(Box::new((e.record.clone(), keys.clone())));
-        slots.push(Slot { id: Some(e.id), original, record: e.record, keys, anchor_ms, anchor_minute });
+        slots.push(Slot { id: Some(e.id), original: None, record: e.record, keys, anchor_ms, anchor_minute });
         file_slot(&mut by_key, &slots, slots.len() - 1);
     }
     let window_ms = rules.duplicate_window.num_milliseconds();
@@ -151,8 +152,11 @@ pub fn plan_insert_with(
         match nearest {
             _ if covered => {}
             Some((idx, _)) => {
-                slots[idx].record = rec;
-                slots[idx].keys = keys;
+                let slot = &mut slots[idx];
+                let replaced = (std::mem::replace(&mut slot.record, rec), std::mem::replace(&mut slot.keys, keys));
+                if slot.id.is_some() && slot.original.is_none() {
+                    slot.original = Some(Box::new(replaced));
+                }
                 file_slot(&mut by_key, &slots, idx);
             }
             None => {
@@ -779,6 +783,23 @@ mod tests {
         let day = plan.delta.days.values().next().unwrap();
         assert_eq!(day.total_plays(), 1, "replacement is -1 +1, new play +1");
         assert_eq!(day.total_ms(), 41_000 + 41_000 - 40_000);
+    }
+
+    /// A stored play enriched twice in one chunk is one replacement, from the record as
+    /// stored to the richest, and its rollups move by that difference alone.
+    #[test]
+    fn a_stored_play_enriched_twice_is_replaced_once_from_its_stored_record() {
+        let rules = PlayRules::default();
+        let stored_record = rec(0, 40_000, PlayOrigin::AccountData, None, "Song");
+        let stored = HistoryEntry { id: "7".into(), user_id: "u".into(), record: stored_record.clone(), anchor: None };
+        let richest = rec(20, 42_000, PlayOrigin::ExtendedHistory, Some("spotify:track:a"), "Song");
+        let incoming = vec![rec(10, 41_000, PlayOrigin::Api, Some("spotify:track:a"), "Song"), richest.clone()];
+        let plan = plan_insert(vec![stored], incoming, &[], &rules);
+        assert_eq!(plan.outcome, InsertOutcome { added: 0, replaced: 1, duplicates: 1 });
+        assert_eq!(plan.replacements.len(), 1);
+        assert_eq!((&plan.replacements[0].original, &plan.replacements[0].record), (&stored_record, &richest));
+        let day = plan.delta.days.values().next().unwrap();
+        assert_eq!((day.total_plays(), day.total_ms()), (0, 42_000 - 40_000));
     }
 
     #[test]
